@@ -1,0 +1,356 @@
+package transport
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/gameserver/gameserver/internal/frame"
+	"golang.org/x/sys/unix"
+)
+
+// Errors returned by Conn.Send.
+var (
+	// ErrClosed means the connection is closing or closed; the frame was not queued.
+	ErrClosed = errors.New("transport: connection closed")
+	// ErrSlowConsumer means the outbound queue was over its bound; the
+	// connection is being closed with CloseSlowConsumer.
+	ErrSlowConsumer = errors.New("transport: outbound queue over its bound")
+)
+
+// Connection states. Transitions happen under Conn.mu and only go forward.
+const (
+	stateOpen    uint32 = iota // messages flow both ways
+	stateClosing               // a close frame is queued or sent; inbound data is discarded
+	stateClosed                // torn down; the descriptor is closed
+)
+
+// maxIovecs bounds the frames gathered into one writev.
+const maxIovecs = 64
+
+// CloseInfo says why a connection ended.
+type CloseInfo struct {
+	// Code is the close code that was sent or received; CloseAbnormal when
+	// the connection dropped without a close frame.
+	Code CloseCode
+	// Reason is the close reason text, if any.
+	Reason string
+	// ByPeer is true when the client started the close or dropped.
+	ByPeer bool
+}
+
+// Conn is one upgraded WebSocket connection.
+//
+// Send, Flush, SendNow and Close are safe for concurrent use. Handler
+// callbacks for one Conn never run concurrently.
+type Conn struct {
+	srv    *Server
+	nc     net.Conn        // kept referenced: closing it releases the descriptor
+	rc     syscall.RawConn // guards every system call against a concurrent close
+	fd     int
+	remote netip.AddrPort
+
+	data atomic.Pointer[any]
+
+	lastActive atomic.Int64  // Unix nanoseconds of the last inbound frame
+	sched      atomic.Int32  // pending read wake-ups; > 0 while owned by a worker
+	wantWrite  atomic.Bool   // a flush is waiting for EPOLLOUT
+	kill       atomic.Bool   // tear down at the next worker turn
+	state      atomic.Uint32 // stateOpen, stateClosing, stateClosed
+
+	// Write side, guarded by mu.
+	mu            sync.Mutex
+	out           []*frame.Frame
+	outOff        int // bytes of out[0] already written
+	outBytes      int
+	waitingOut    bool  // EAGAIN seen; the poller will flush when writable
+	stalledSince  int64 // Unix nanoseconds when waitingOut began
+	closeDeadline int64 // Unix nanoseconds; in stateClosing, tear down after it
+	shutWrite     bool  // our write side is shut after the close frame
+	closeInfo     CloseInfo
+	writeFn       func(fd uintptr) bool
+	wn            int
+	werr          error
+
+	// Read side, touched only by the worker that owns the connection.
+	rbuf        []byte // an incomplete frame, nil when none
+	rneed       int    // bytes rbuf must hold before it can be parsed again
+	frag        []byte // a fragmented message being assembled
+	fragmenting bool
+}
+
+// Data returns the value stored with SetData, or nil.
+func (c *Conn) Data() any {
+	if p := c.data.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SetData stores a value of the caller's (the session) with the connection.
+func (c *Conn) SetData(v any) { c.data.Store(&v) }
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+
+// LastActive is when the last frame of any kind arrived from the peer.
+func (c *Conn) LastActive() time.Time { return time.Unix(0, c.lastActive.Load()) }
+
+// Open reports whether messages can still be sent.
+func (c *Conn) Open() bool { return c.state.Load() == stateOpen }
+
+// Send queues f for writing and takes a reference to it. It never blocks
+// on the network: frames go out at the next Flush. If the queue would grow
+// past Config.MaxOutboundBytes the connection is closed with
+// CloseSlowConsumer and ErrSlowConsumer returned.
+func (c *Conn) Send(f *frame.Frame) error {
+	c.mu.Lock()
+	err := c.sendLocked(f)
+	c.mu.Unlock()
+	return err
+}
+
+// SendNow queues f and flushes at once.
+func (c *Conn) SendNow(f *frame.Frame) error {
+	c.mu.Lock()
+	err := c.sendLocked(f)
+	if err == nil {
+		c.flushLocked()
+	}
+	c.mu.Unlock()
+	return err
+}
+
+// Flush writes every queued frame with as few system calls as the socket
+// allows (one writev in the common case). It does not block: what the
+// socket cannot take now is written when it becomes writable.
+func (c *Conn) Flush() {
+	c.mu.Lock()
+	c.flushLocked()
+	c.mu.Unlock()
+}
+
+// Pending is the number of bytes queued and not yet written.
+func (c *Conn) Pending() int {
+	c.mu.Lock()
+	n := c.outBytes - c.outOff
+	c.mu.Unlock()
+	return n
+}
+
+// Close starts the closing handshake: what is queued is still written,
+// then a close frame with code and reason; inbound messages are no longer
+// delivered. The descriptor is released when the peer answers, or after
+// Config.CloseTimeout.
+func (c *Conn) Close(code uint16, reason string) {
+	c.mu.Lock()
+	c.closeLocked(CloseInfo{Code: CloseCode(code), Reason: reason}, false)
+	c.mu.Unlock()
+}
+
+func (c *Conn) sendLocked(f *frame.Frame) error {
+	if c.state.Load() != stateOpen {
+		return ErrClosed
+	}
+	if c.outBytes-c.outOff+f.Len() > c.srv.cfg.MaxOutboundBytes {
+		c.srv.stats.SlowConsumers.Add(1)
+		c.closeLocked(CloseInfo{Code: CloseSlowConsumer, Reason: "outbound queue over its bound"}, true)
+		return ErrSlowConsumer
+	}
+	f.Retain()
+	c.out = append(c.out, f)
+	c.outBytes += f.Len()
+	return nil
+}
+
+// closeLocked moves an open connection to stateClosing and queues the close
+// frame. With drop, frames not yet started are discarded first (a slow
+// consumer would never read them).
+func (c *Conn) closeLocked(info CloseInfo, drop bool) {
+	if c.state.Load() != stateOpen {
+		return
+	}
+	c.state.Store(stateClosing)
+	c.closeInfo = info
+	c.closeDeadline = time.Now().Add(c.srv.cfg.CloseTimeout).UnixNano()
+	if drop && len(c.out) > 0 {
+		keep := 0
+		if c.outOff > 0 {
+			keep = 1 // a frame already begun must be finished to keep the stream valid
+		}
+		for _, f := range c.out[keep:] {
+			c.outBytes -= f.Len()
+			f.Release()
+		}
+		clear(c.out[keep:])
+		c.out = c.out[:keep]
+	}
+	f := newCloseFrame(info.Code, info.Reason)
+	f.Retain()
+	c.out = append(c.out, f)
+	c.outBytes += f.Len()
+	f.Release()
+	c.flushLocked()
+}
+
+// flushLocked writes queued frames until the queue is empty or the socket
+// is full. Lock must be held.
+func (c *Conn) flushLocked() {
+	if c.waitingOut || c.state.Load() == stateClosed {
+		return
+	}
+	for len(c.out) > 0 {
+		c.wn, c.werr = 0, nil
+		if err := c.rc.Write(c.writeFn); err != nil {
+			c.werr = err
+		}
+		if c.wn > 0 {
+			c.advance(c.wn)
+		}
+		switch {
+		case c.werr == nil:
+			continue
+		case errors.Is(c.werr, unix.EAGAIN):
+			if !c.waitingOut {
+				// Arm the poller, then try once more: writability that
+				// arrived between the first EAGAIN and the flag would
+				// otherwise go unnoticed by the edge-triggered poller.
+				c.waitingOut = true
+				c.stalledSince = time.Now().UnixNano()
+				c.wantWrite.Store(true)
+				continue
+			}
+			return
+		default:
+			c.dropQueueLocked()
+			c.requestTeardown()
+			return
+		}
+	}
+	if c.waitingOut {
+		c.waitingOut = false
+		c.wantWrite.Store(false)
+	}
+	if c.state.Load() == stateClosing && !c.shutWrite {
+		// Our close frame is out: send FIN after it and wait for the
+		// peer's close frame or EOF, so the kernel never resets a
+		// connection whose last bytes the peer has not read.
+		c.shutWrite = true
+		_ = c.rc.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_WR) })
+	}
+	if cap(c.out) > 64 {
+		c.out = nil
+	}
+}
+
+// writev is the RawConn.Write callback; it gathers queued frames into one
+// system call. Lock must be held.
+func (c *Conn) writev(fd uintptr) bool {
+	if len(c.out) == 1 {
+		n, err := unix.Write(int(fd), c.out[0].Wire()[c.outOff:])
+		c.wn, c.werr = max(n, 0), err
+		return true
+	}
+	var iov [maxIovecs]unix.Iovec
+	n := 0
+	for i, f := range c.out {
+		if n == maxIovecs {
+			break
+		}
+		b := f.Wire()
+		if i == 0 {
+			b = b[c.outOff:]
+		}
+		iov[n].Base = &b[0]
+		iov[n].SetLen(len(b))
+		n++
+	}
+	r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+	if e != 0 {
+		c.wn, c.werr = 0, e
+	} else {
+		c.wn, c.werr = int(r), nil
+	}
+	return true
+}
+
+// advance drops n written bytes from the head of the queue. Lock must be held.
+func (c *Conn) advance(n int) {
+	c.srv.stats.BytesOut.Add(uint64(n))
+	for n > 0 && len(c.out) > 0 {
+		f := c.out[0]
+		rest := f.Len() - c.outOff
+		if n < rest {
+			c.outOff += n
+			return
+		}
+		n -= rest
+		c.outOff = 0
+		c.outBytes -= f.Len()
+		c.srv.stats.FramesOut.Add(1)
+		f.Release()
+		c.out[0] = nil
+		c.out = c.out[1:]
+	}
+	if len(c.out) == 0 {
+		c.out = c.out[:0:0]
+	}
+}
+
+func (c *Conn) dropQueueLocked() {
+	for _, f := range c.out {
+		f.Release()
+	}
+	c.out = nil
+	c.outOff, c.outBytes = 0, 0
+}
+
+// flushWritable is called by the poller when the socket became writable.
+func (c *Conn) flushWritable() {
+	c.mu.Lock()
+	if c.waitingOut {
+		c.waitingOut = false
+		c.wantWrite.Store(false)
+		c.flushLocked()
+	}
+	c.mu.Unlock()
+}
+
+// requestTeardown makes the next worker turn release the connection.
+func (c *Conn) requestTeardown() {
+	c.kill.Store(true)
+	c.srv.schedule(c)
+}
+
+// teardown releases everything the connection holds and reports the close
+// to the handler. It runs on the worker that owns the connection, once.
+func (c *Conn) teardown(info CloseInfo) {
+	c.mu.Lock()
+	if c.state.Load() == stateClosed {
+		c.mu.Unlock()
+		return
+	}
+	if c.closeInfo.Code != 0 {
+		info = c.closeInfo // the close handshake began: report its reason
+	}
+	c.state.Store(stateClosed)
+	c.dropQueueLocked()
+	c.wantWrite.Store(false)
+	c.mu.Unlock()
+	if c.rbuf != nil {
+		putBuf(c.rbuf)
+		c.rbuf = nil
+	}
+	if c.frag != nil {
+		putBuf(c.frag)
+		c.frag = nil
+	}
+	c.srv.unregister(c)
+	_ = c.nc.Close()
+	c.srv.handler.OnClose(c, info)
+}

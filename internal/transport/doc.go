@@ -1,0 +1,22 @@
+// Package transport moves WebSocket messages between the network and the
+// session layer. It knows nothing about the game protocol: it accepts
+// upgrades over net/http, watches every upgraded descriptor with an epoll
+// loop (Linux), reads whole frames on a small pool of workers, and writes
+// through a bounded, coalescing queue per connection.
+//
+// An idle connection costs no goroutine: between messages it is only an
+// entry in the epoll set and a *Conn in the descriptor table. When a
+// descriptor becomes readable, the poller hands the connection to a worker,
+// which reads until the socket is drained, parses frames in place (RFC 6455:
+// masking, fragmentation, control frames between fragments, the close
+// handshake) and calls Handler.OnMessage once per complete binary message.
+// All Handler callbacks for one connection run one at a time.
+//
+// Outbound frames are reference-counted (see Frame) so one encoding is
+// shared by every recipient. Conn.Send only queues; Conn.Flush writes every
+// queued frame with one writev. A socket that cannot take more data keeps
+// its queue and is finished by the poller when it becomes writable again; a
+// queue that grows past Config.MaxOutboundBytes, or a write that makes no
+// progress for Config.WriteTimeout, closes the connection with
+// CloseSlowConsumer. No caller ever blocks on a slow peer.
+package transport

@@ -1,0 +1,497 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// Handler receives the events of every connection. Callbacks for one
+// connection never run concurrently; callbacks for different connections do.
+// None may block: they run on the transport's few workers.
+type Handler interface {
+	// OnOpen is called once, after the upgrade and before any message.
+	OnOpen(c *Conn)
+	// OnMessage is called for each complete binary message. msg is only
+	// valid until OnMessage returns.
+	OnMessage(c *Conn, msg []byte)
+	// OnClose is called once when the connection is gone; c.Send fails from
+	// then on.
+	OnClose(c *Conn, info CloseInfo)
+}
+
+// Config tunes the transport. The zero value of each field means the default
+// given in its comment.
+type Config struct {
+	// MaxMessageBytes bounds one inbound message, summed over its fragments.
+	// A frame that would pass it is refused with close 1009 before its
+	// payload is read. Zero means 64 KiB.
+	MaxMessageBytes int
+	// MaxOutboundBytes bounds a connection's unwritten queue; past it the
+	// connection is closed with CloseSlowConsumer. Zero means 1 MiB.
+	MaxOutboundBytes int
+	// WriteTimeout is how long queued data may wait for a socket that takes
+	// nothing before the connection is closed as a slow consumer. Zero means
+	// 5 s.
+	WriteTimeout time.Duration
+	// CloseTimeout is how long a close handshake the server started waits
+	// for the peer's close frame. Zero means 2 s.
+	CloseTimeout time.Duration
+	// HandshakeTimeout bounds writing the upgrade response. The request
+	// itself is bounded by the http.Server's ReadHeaderTimeout. Zero means 5 s.
+	HandshakeTimeout time.Duration
+	// MaxConns bounds open connections; further upgrades get 503. Zero means
+	// the descriptor limit minus 256.
+	MaxConns int
+	// MaxConnsPerIP bounds open connections from one IP address; further
+	// upgrades get 429. Zero means no bound (players behind one NAT share an
+	// address).
+	MaxConnsPerIP int
+	// AllowedOrigins lists the browser origins that may connect, as
+	// "https://game.example.com", "https://*.example.com" or "*". A request
+	// without an Origin header (not a browser) is always allowed. Empty means
+	// only the origin whose host equals the request's Host.
+	AllowedOrigins []string
+	// Workers is the number of goroutines reading frames. Zero means
+	// 2 x GOMAXPROCS.
+	Workers int
+	// Logger receives transport errors. Nil means no logging.
+	Logger *zap.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 64 << 10
+	}
+	if c.MaxOutboundBytes == 0 {
+		c.MaxOutboundBytes = 1 << 20
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 2 * time.Second
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.Workers == 0 {
+		c.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	switch {
+	case c.MaxMessageBytes < 16 || c.MaxMessageBytes > 16<<20:
+		return fmt.Errorf("transport: MaxMessageBytes %d out of range [16, 16 MiB]", c.MaxMessageBytes)
+	case c.MaxOutboundBytes < c.MaxMessageBytes:
+		return fmt.Errorf("transport: MaxOutboundBytes %d below MaxMessageBytes %d", c.MaxOutboundBytes, c.MaxMessageBytes)
+	case c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.Workers < 0:
+		return errors.New("transport: negative limit")
+	case c.WriteTimeout < 0 || c.CloseTimeout < 0 || c.HandshakeTimeout < 0:
+		return errors.New("transport: negative timeout")
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" {
+			return fmt.Errorf("transport: allowed origin %q: want scheme://host[:port], a *. wildcard host, or *", o)
+		}
+	}
+	return nil
+}
+
+// RejectReason says why an upgrade was refused; it doubles as a metric label.
+type RejectReason int
+
+// Reasons an upgrade is refused.
+const (
+	RejectOrigin    RejectReason = iota // 403: Origin not allowed
+	RejectPerIP                         // 429: too many connections from the address
+	RejectFull                          // 503: MaxConns reached
+	RejectDraining                      // 503: the server is shutting down
+	RejectHandshake                     // 400/426: a malformed upgrade request
+	numRejectReasons
+)
+
+func (r RejectReason) String() string {
+	return [...]string{"origin", "per_ip", "full", "draining", "handshake"}[r]
+}
+
+// RejectReasons lists every reason, for metrics.
+func RejectReasons() []RejectReason {
+	r := make([]RejectReason, numRejectReasons)
+	for i := range r {
+		r[i] = RejectReason(i)
+	}
+	return r
+}
+
+// Stats are the transport's counters, updated atomically.
+type Stats struct {
+	Accepted       atomic.Uint64
+	Open           atomic.Int64
+	Rejected       [numRejectReasons]atomic.Uint64
+	MessagesIn     atomic.Uint64
+	BytesIn        atomic.Uint64
+	FramesOut      atomic.Uint64
+	BytesOut       atomic.Uint64
+	SlowConsumers  atomic.Uint64
+	ProtocolErrors atomic.Uint64
+	HandlerPanics  atomic.Uint64
+}
+
+// Server upgrades HTTP requests to WebSocket connections and serves them
+// from an epoll loop. It implements http.Handler for the upgrade path.
+type Server struct {
+	cfg     Config
+	handler Handler
+	log     *zap.Logger
+	stats   Stats
+
+	poller    *poller
+	work      chan *Conn
+	workersWG sync.WaitGroup
+	pollersWG sync.WaitGroup
+	upgrader  ws.HTTPUpgrader
+
+	conns    []atomic.Pointer[Conn] // indexed by descriptor
+	draining atomic.Bool
+	stopOnce sync.Once
+	done     chan struct{}
+
+	ipMu  sync.Mutex
+	perIP map[netip.Addr]int32
+}
+
+// New starts the poller and workers. Call Shutdown to stop them.
+func New(cfg Config, h Handler) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("transport: nil handler")
+	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return nil, fmt.Errorf("transport: getrlimit: %w", err)
+	}
+	limit := int(min(rl.Cur, 1<<21))
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = max(limit-256, 1)
+	}
+	s := &Server{
+		cfg:     cfg,
+		handler: h,
+		log:     cfg.Logger,
+		work:    make(chan *Conn, 4096),
+		conns:   make([]atomic.Pointer[Conn], limit),
+		done:    make(chan struct{}),
+		perIP:   make(map[netip.Addr]int32),
+	}
+	s.upgrader = ws.HTTPUpgrader{Timeout: cfg.HandshakeTimeout}
+	p, err := newPoller(s)
+	if err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	s.poller = p
+	s.pollersWG.Add(1)
+	go p.run()
+	s.workersWG.Add(cfg.Workers)
+	for i := 0; i < cfg.Workers; i++ {
+		go newWorker(s).run()
+	}
+	go s.sweep()
+	return s, nil
+}
+
+// Stats returns the live counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+// Config returns the configuration in force, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
+
+// ServeHTTP checks the request against the server's limits and upgrades it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		s.reject(w, RejectDraining, http.StatusServiceUnavailable, "server is shutting down")
+		return
+	}
+	if !s.originAllowed(r) {
+		s.reject(w, RejectOrigin, http.StatusForbidden, "origin not allowed")
+		return
+	}
+	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
+	ip := remote.Addr().Unmap()
+	if s.stats.Open.Add(1) > int64(s.cfg.MaxConns) {
+		s.stats.Open.Add(-1)
+		s.reject(w, RejectFull, http.StatusServiceUnavailable, "server is full")
+		return
+	}
+	if !s.acquireIP(ip) {
+		s.stats.Open.Add(-1)
+		s.reject(w, RejectPerIP, http.StatusTooManyRequests, "too many connections from this address")
+		return
+	}
+	nc, rw, _, err := s.upgrader.Upgrade(r, w)
+	if err != nil {
+		s.stats.Rejected[RejectHandshake].Add(1)
+		if nc != nil {
+			_ = nc.Close()
+		}
+		s.releaseIP(ip)
+		s.stats.Open.Add(-1)
+		return
+	}
+	c, err := s.register(nc, remote)
+	if err != nil {
+		s.logError("register connection", err)
+		_ = nc.Close()
+		s.releaseIP(ip)
+		s.stats.Open.Add(-1)
+		return
+	}
+	s.stats.Accepted.Add(1)
+	s.handler.OnOpen(c)
+	// Bytes the client sent right behind its request are already in the
+	// HTTP server's buffer: hand them to a worker as the first read.
+	if n := rw.Reader.Buffered(); n > 0 {
+		b, _ := rw.Reader.Peek(n)
+		c.keepPartial(b, len(b))
+		c.rneed = len(b)
+	}
+	if err := s.poller.add(c.fd); err != nil {
+		s.logError("watch connection", err)
+		c.requestTeardown()
+		return
+	}
+	// Data may have arrived before the descriptor was watched.
+	s.schedule(c)
+}
+
+func (s *Server) reject(w http.ResponseWriter, reason RejectReason, status int, msg string) {
+	s.stats.Rejected[reason].Add(1)
+	w.Header().Set("X-Gameserver-Reject", reason.String())
+	http.Error(w, msg, status)
+}
+
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser: nothing to hijack
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if len(s.cfg.AllowedOrigins) == 0 {
+		return strings.EqualFold(u.Host, r.Host)
+	}
+	for _, pat := range s.cfg.AllowedOrigins {
+		if pat == "*" {
+			return true
+		}
+		p, _ := url.Parse(pat)
+		if !strings.EqualFold(p.Scheme, u.Scheme) {
+			continue
+		}
+		if ok, _ := path.Match(strings.ToLower(p.Host), strings.ToLower(u.Host)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) acquireIP(ip netip.Addr) bool {
+	if s.cfg.MaxConnsPerIP == 0 {
+		return true
+	}
+	s.ipMu.Lock()
+	defer s.ipMu.Unlock()
+	if s.perIP[ip] >= int32(s.cfg.MaxConnsPerIP) {
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) releaseIP(ip netip.Addr) {
+	if s.cfg.MaxConnsPerIP == 0 {
+		return
+	}
+	s.ipMu.Lock()
+	if s.perIP[ip] <= 1 {
+		delete(s.perIP, ip)
+	} else {
+		s.perIP[ip]--
+	}
+	s.ipMu.Unlock()
+}
+
+func (s *Server) register(nc net.Conn, remote netip.AddrPort) (*Conn, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("connection %T has no descriptor", nc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return nil, err
+	}
+	if fd < 0 || fd >= len(s.conns) {
+		return nil, fmt.Errorf("descriptor %d outside the table of %d", fd, len(s.conns))
+	}
+	c := &Conn{srv: s, nc: nc, rc: rc, fd: fd, remote: remote}
+	c.writeFn = c.writev
+	c.lastActive.Store(time.Now().UnixNano())
+	s.conns[fd].Store(c)
+	return c, nil
+}
+
+func (s *Server) unregister(c *Conn) {
+	s.poller.del(c.fd)
+	s.conns[c.fd].CompareAndSwap(c, nil)
+	s.releaseIP(c.remote.Addr().Unmap())
+	s.stats.Open.Add(-1)
+}
+
+func (s *Server) lookup(fd int) *Conn {
+	if fd < 0 || fd >= len(s.conns) {
+		return nil
+	}
+	return s.conns[fd].Load()
+}
+
+// schedule hands c to a worker unless one already owns it.
+func (s *Server) schedule(c *Conn) {
+	if c.sched.Add(1) == 1 {
+		select {
+		case s.work <- c:
+		case <-s.done:
+		}
+	}
+}
+
+// sweep enforces write and close deadlines once a second. Heartbeats are
+// the session layer's: it reads Conn.LastActive.
+func (s *Server) sweep() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			s.sweepOnce(now.UnixNano())
+		}
+	}
+}
+
+func (s *Server) sweepOnce(now int64) {
+	wt := int64(s.cfg.WriteTimeout)
+	for i := range s.conns {
+		c := s.conns[i].Load()
+		if c == nil {
+			continue
+		}
+		switch c.state.Load() {
+		case stateClosing:
+			c.mu.Lock()
+			expired := now > c.closeDeadline
+			c.mu.Unlock()
+			if expired {
+				c.requestTeardown()
+			}
+		case stateOpen:
+			if !c.wantWrite.Load() {
+				continue
+			}
+			c.mu.Lock()
+			stalled := c.waitingOut && now-c.stalledSince > wt
+			c.mu.Unlock()
+			if stalled {
+				s.stats.SlowConsumers.Add(1)
+				c.mu.Lock()
+				c.closeLocked(CloseInfo{Code: CloseSlowConsumer, Reason: "write timeout"}, true)
+				c.mu.Unlock()
+			}
+		}
+	}
+}
+
+// Each calls fn for every open connection.
+func (s *Server) Each(fn func(c *Conn)) {
+	for i := range s.conns {
+		if c := s.conns[i].Load(); c != nil {
+			fn(c)
+		}
+	}
+}
+
+// Drain makes further upgrades fail with 503.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Shutdown refuses new connections, closes every open one with code and
+// reason, waits until they are gone or ctx ends, then stops the poller and
+// workers.
+func (s *Server) Shutdown(ctx context.Context, code uint16, reason string) error {
+	s.Drain()
+	s.Each(func(c *Conn) { c.Close(code, reason) })
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+	forced := time.Time{}
+	for s.stats.Open.Load() > 0 {
+		if err == nil {
+			select {
+			case <-ctx.Done():
+				// Out of time for the handshakes: drop what is left.
+				err = ctx.Err()
+				forced = time.Now()
+				s.Each(func(c *Conn) { c.requestTeardown() })
+			case <-tick.C:
+			}
+			continue
+		}
+		if time.Since(forced) > time.Second {
+			break
+		}
+		<-tick.C
+	}
+	s.stopOnce.Do(func() {
+		close(s.done)
+		s.poller.stop()
+		s.pollersWG.Wait()
+		s.workersWG.Wait()
+		s.poller.close()
+	})
+	return err
+}
+
+func (s *Server) logError(what string, err error) {
+	s.log.Warn("transport: "+what, zap.Error(err))
+}
+
+func (s *Server) logPanic(r any) {
+	s.log.Error("transport: handler panic", zap.Any("panic", r), zap.Stack("stack"))
+}

@@ -1,0 +1,250 @@
+package transport
+
+import (
+	"errors"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+)
+
+// readsPerTurn bounds how many reads one connection gets before the worker
+// moves on, so a flooding peer cannot starve the others.
+const readsPerTurn = 16
+
+// worker reads and parses frames for connections the poller hands it. Each
+// worker owns one read buffer; a connection only borrows a buffer of its
+// own while a frame is split across reads.
+type worker struct {
+	srv    *Server
+	buf    []byte
+	dst    []byte
+	n      int
+	err    error
+	readFn func(fd uintptr) bool
+}
+
+func newWorker(s *Server) *worker {
+	w := &worker{srv: s, buf: make([]byte, 64<<10)}
+	w.readFn = w.read
+	return w
+}
+
+func (w *worker) read(fd uintptr) bool {
+	w.n, w.err = unix.Read(int(fd), w.dst)
+	return true
+}
+
+func (w *worker) run() {
+	defer w.srv.workersWG.Done()
+	for {
+		select {
+		case c := <-w.srv.work:
+			w.serve(c)
+		case <-w.srv.done:
+			return
+		}
+	}
+}
+
+// serve gives c one turn. Wake-ups that arrive during the turn are folded
+// into it; if any arrived after the socket was drained, the turn repeats.
+func (w *worker) serve(c *Conn) {
+	for {
+		if c.state.Load() == stateClosed {
+			return
+		}
+		seen := c.sched.Load()
+		if c.kill.Load() {
+			c.teardown(CloseInfo{Code: CloseAbnormal, Reason: "connection lost", ByPeer: true})
+			return
+		}
+		if more := w.readConn(c); more {
+			// Still data after readsPerTurn: go to the back of the queue.
+			select {
+			case w.srv.work <- c:
+				return
+			default:
+				continue
+			}
+		}
+		if c.kill.Load() {
+			continue
+		}
+		if c.sched.CompareAndSwap(seen, 0) {
+			return
+		}
+	}
+}
+
+// readConn reads until the socket would block. It reports whether data may
+// remain after its budget.
+func (w *worker) readConn(c *Conn) (more bool) {
+	for i := 0; i < readsPerTurn; i++ {
+		fromRbuf := c.rbuf != nil
+		n := 0
+		if !fromRbuf || len(c.rbuf) < c.rneed {
+			if fromRbuf {
+				w.dst = c.rbuf[len(c.rbuf):c.rneed]
+			} else {
+				w.dst = w.buf
+			}
+			w.n, w.err = 0, nil
+			if err := c.rc.Read(w.readFn); err != nil {
+				w.err = err
+			}
+			var err error
+			n, err = w.n, w.err
+			w.dst = nil
+			switch {
+			case err == nil && n > 0:
+			case errors.Is(err, unix.EAGAIN):
+				return false
+			case errors.Is(err, unix.EINTR):
+				continue
+			default: // EOF or a socket error
+				c.teardown(CloseInfo{Code: CloseAbnormal, Reason: "connection lost", ByPeer: true})
+				return false
+			}
+			c.lastActive.Store(time.Now().UnixNano())
+			w.srv.stats.BytesIn.Add(uint64(n))
+		}
+		var data []byte
+		if fromRbuf {
+			c.rbuf = c.rbuf[:len(c.rbuf)+n]
+			if len(c.rbuf) < c.rneed {
+				continue
+			}
+			data = c.rbuf
+			c.rbuf = nil
+		} else {
+			data = w.buf[:n]
+		}
+		cerr := w.consume(c, data)
+		if fromRbuf {
+			putBuf(data)
+		}
+		if cerr != nil {
+			if cerr == errPeerClosed {
+				c.teardown(CloseInfo{})
+				return false
+			}
+			w.srv.stats.ProtocolErrors.Add(1)
+			c.mu.Lock()
+			c.closeLocked(CloseInfo{Code: cerr.code, Reason: cerr.reason}, true)
+			c.mu.Unlock()
+		}
+		if c.state.Load() == stateClosed {
+			return false
+		}
+	}
+	return true
+}
+
+// errPeerClosed stops parsing after the close handshake completed.
+var errPeerClosed = &closeErr{code: CloseNormal, reason: "closed by peer"}
+
+// consume parses every complete frame in data; an incomplete tail is copied
+// into a buffer of the connection's own.
+func (w *worker) consume(c *Conn, data []byte) *closeErr {
+	max := w.srv.cfg.MaxMessageBytes
+	for len(data) > 0 {
+		h, err := parseHeader(data)
+		if err == errShortHeader {
+			c.keepPartial(data, 14)
+			return nil
+		}
+		if err != nil {
+			return err.(*closeErr)
+		}
+		if cerr := checkHeader(&h, c.fragmenting, len(c.frag), max); cerr != nil {
+			return cerr
+		}
+		total := h.size + int(h.length)
+		if len(data) < total {
+			c.keepPartial(data, total)
+			return nil
+		}
+		payload := data[h.size:total]
+		ws.Cipher(payload, h.mask, 0)
+		if cerr := w.frame(c, &h, payload); cerr != nil {
+			return cerr
+		}
+		data = data[total:]
+	}
+	return nil
+}
+
+// keepPartial stores the start of a frame until need bytes are available.
+func (c *Conn) keepPartial(data []byte, need int) {
+	if need < len(data) {
+		need = len(data)
+	}
+	b := getBuf(need)
+	c.rbuf = append(b, data...)
+	c.rneed = need
+}
+
+// frame handles one complete, unmasked frame.
+func (w *worker) frame(c *Conn, h *frameHeader, payload []byte) *closeErr {
+	switch h.op {
+	case opBinary:
+		if h.fin {
+			w.deliver(c, payload)
+			return nil
+		}
+		c.fragmenting = true
+		c.frag = append(getBuf(len(payload)), payload...)
+	case opContinuation:
+		if need := len(c.frag) + len(payload); need > cap(c.frag) {
+			nb := append(getBuf(max(need, 2*cap(c.frag))), c.frag...)
+			putBuf(c.frag)
+			c.frag = nb
+		}
+		c.frag = append(c.frag, payload...)
+		if h.fin {
+			w.deliver(c, c.frag)
+			putBuf(c.frag)
+			c.frag = nil
+			c.fragmenting = false
+		}
+	case opPing:
+		if c.state.Load() == stateOpen {
+			f := newControlFrame(opPong, payload)
+			_ = c.SendNow(f)
+			f.Release()
+		}
+	case opPong:
+		// Liveness only: lastActive is already updated.
+	case opClose:
+		code, cerr := parseClosePayload(payload)
+		if cerr != nil {
+			return cerr
+		}
+		c.mu.Lock()
+		if c.state.Load() == stateOpen {
+			// Echo the peer's code (RFC 6455 section 5.5.1) and close.
+			c.closeLocked(CloseInfo{Code: code, Reason: string(payload[min(2, len(payload)):]), ByPeer: true}, true)
+		}
+		c.mu.Unlock()
+		return errPeerClosed
+	}
+	return nil
+}
+
+// deliver hands one complete message to the handler. A panic in the
+// handler closes this connection only.
+func (w *worker) deliver(c *Conn, msg []byte) {
+	if c.state.Load() != stateOpen {
+		return // after a close frame, data is discarded
+	}
+	w.srv.stats.MessagesIn.Add(1)
+	defer func() {
+		if r := recover(); r != nil {
+			w.srv.stats.HandlerPanics.Add(1)
+			w.srv.logPanic(r)
+			c.Close(uint16(CloseInternalError), "internal error")
+		}
+	}()
+	w.srv.handler.OnMessage(c, msg)
+}
