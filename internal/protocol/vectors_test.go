@@ -28,7 +28,7 @@ import (
 // Regenerate the file and the fuzz seed corpus after changing the samples
 // or the encoders with
 //
-//	go test -run TestVectors -update ./internal/protocol/
+//	go test ./internal/protocol/ -run TestVectors -update
 var update = flag.Bool("update", false, "rewrite testdata/vectors.json and testdata/fuzz/FuzzDecode from the samples")
 
 const vectorsPath = "testdata/vectors.json"
@@ -287,12 +287,12 @@ func TestVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s is stale: run go test -run TestVectors -update ./internal/protocol/", vectorsPath)
+		t.Errorf("%s is stale: run go test ./internal/protocol/ -run TestVectors -update", vectorsPath)
 	}
 	for name, data := range corpus {
 		got, err := os.ReadFile(filepath.Join(corpusDir, name))
 		if err != nil || !bytes.Equal(got, data) {
-			t.Errorf("fuzz seed %s is missing or stale: run go test -run TestVectors -update ./internal/protocol/", name)
+			t.Errorf("fuzz seed %s is missing or stale: run go test ./internal/protocol/ -run TestVectors -update", name)
 		}
 	}
 }

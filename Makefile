@@ -1,0 +1,25 @@
+# The README's quick start: `make run` starts a node on its defaults,
+# `make test` runs the whole test suite (what .ci/run runs).
+GO ?= go
+export CGO_ENABLED ?= 0
+
+.PHONY: run test build vet fuzz bench
+
+run:
+	$(GO) run ./cmd/gameserver
+
+build:
+	$(GO) build -o bin/gameserver ./cmd/gameserver
+
+test:
+	bash scripts/test.sh
+
+vet:
+	$(GO) vet ./...
+
+# Each decoder's fuzz target for a short, bounded run.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/protocol/
+
+bench:
+	bash scripts/bench.sh

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, vet, race-enabled tests, and a short
+# fuzz run of every decoder. Everything it starts it stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 20m ./...
+go test -run '^$' -fuzz FuzzDecode -fuzztime 30s ./internal/protocol/
