@@ -1,7 +1,6 @@
 # The README's quick start: `make run` starts a node on its defaults,
 # `make test` runs the whole test suite (what .ci/run runs).
 GO ?= go
-export CGO_ENABLED ?= 0
 
 .PHONY: run test build vet fuzz bench
 
