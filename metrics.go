@@ -2,17 +2,18 @@ package gameserver
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/gameserver/gameserver/internal/transport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// newMetrics registers the server's metrics. Counters live as atomics in
-// the packages that own them; the registry reads them at scrape time, so
+// registerMetrics registers the server's metrics. Counters live as atomics
+// in the packages that own them; the registry reads them at scrape time, so
 // the hot path pays one atomic add and nothing else.
-func newMetrics(s *Server) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
+func registerMetrics(s *Server) {
+	reg := s.registry
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ts := s.ws.Stats()
 	hs := s.hub.Stats()
@@ -44,8 +45,45 @@ func newMetrics(s *Server) *prometheus.Registry {
 	counter("bad_messages_total", "Messages answered with an ERROR (malformed, refused or out of order).", &hs.BadMessages)
 	counter("pings_sent_total", "Heartbeat pings sent by the server.", &hs.PingsSent)
 	counter("pongs_received_total", "Pongs received for the server's pings.", &hs.PongsReceived)
-	return reg
+
+	rs := s.rooms.Stats()
+	gauge("players", "Players seated in rooms.", &rs.Players)
+	counter("rooms_created_total", "Rooms created.", &rs.RoomsCreated)
+	counter("rooms_disposed_total", "Rooms disposed.", &rs.RoomsDisposed)
+	counter("ticks_total", "Room ticks run.", &rs.Ticks)
+	counter("tick_overruns_total", "Room ticks that took longer than their budget (1/tick rate).", &rs.TickOverruns)
+	counter("room_panics_total", "Panics recovered in room code (each disposes its room).", &rs.Panics)
+	counter("room_inbox_full_total", "Messages refused because a room's inbox was full.", &rs.InboxFull)
+	roomsDesc := prometheus.NewDesc("gameserver_rooms", "Live rooms, by type.", []string{"kind"}, nil)
+	reg.MustRegister(collectorFunc{desc: roomsDesc, collect: func(ch chan<- prometheus.Metric) {
+		for kind, n := range s.rooms.RoomsByKind() {
+			ch <- prometheus.MustNewConstMetric(roomsDesc, prometheus.GaugeValue, float64(n), kind)
+		}
+	}})
 }
+
+// tickObserver returns the room engine's hook into a tick-duration
+// histogram labelled by room type.
+func tickObserver(reg *prometheus.Registry) func(kind string) func(time.Duration) {
+	hv := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "gameserver", Name: "tick_duration_seconds",
+		Help:    "Time one room tick took (OnTick plus flushing what it sent), by room type.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
+	}, []string{"kind"})
+	reg.MustRegister(hv)
+	return func(kind string) func(time.Duration) {
+		o := hv.WithLabelValues(kind)
+		return func(d time.Duration) { o.Observe(d.Seconds()) }
+	}
+}
+
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric)  { c.collect(ch) }
 
 type rejectCollector struct {
 	desc  *prometheus.Desc

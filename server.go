@@ -11,7 +11,9 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/gameserver/gameserver/game"
 	"github.com/gameserver/gameserver/internal/protocol"
+	"github.com/gameserver/gameserver/internal/room"
 	"github.com/gameserver/gameserver/internal/session"
 	"github.com/gameserver/gameserver/internal/transport"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +30,7 @@ type Server struct {
 	log      *zap.Logger
 	ws       *transport.Server
 	hub      *session.Hub
+	rooms    *room.Manager
 	http     *http.Server
 	registry *prometheus.Registry
 	ready    atomic.Bool
@@ -44,6 +47,13 @@ func New(cfg Config) (*Server, error) {
 		cfg.Node, _ = os.Hostname()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, served: make(chan struct{})}
+	s.registry = prometheus.NewRegistry()
+	s.rooms = room.NewManager(room.Config{Node: cfg.Node, Logger: cfg.Logger, TickObserver: tickObserver(s.registry)})
+	for _, d := range defaultTypes.list() {
+		if err := s.rooms.Register(d.kind, d.factory, d.cfg); err != nil {
+			return nil, fmt.Errorf("gameserver: %w", err)
+		}
+	}
 	hub, err := session.NewHub(session.Config{
 		Node:         cfg.Node,
 		PingInterval: cfg.PingInterval,
@@ -53,7 +63,7 @@ func New(cfg Config) (*Server, error) {
 		RateBurst:    cfg.RateBurst,
 		MaxMessage:   cfg.MaxMessageBytes,
 		Logger:       cfg.Logger,
-	}, nil)
+	}, roomRouter{s.rooms})
 	if err != nil {
 		return nil, fmt.Errorf("gameserver: %w", err)
 	}
@@ -73,7 +83,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("gameserver: %w", err)
 	}
 	s.ws = ws
-	s.registry = newMetrics(s)
+	registerMetrics(s)
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: cfg.HandshakeTimeout,
@@ -160,10 +170,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.ws.Drain()
 	httpErr := s.http.Shutdown(ctx)
+	s.rooms.Shutdown("server shutting down")
 	wsErr := s.ws.Shutdown(ctx, uint16(protocol.CloseDraining), "server restarting")
 	s.hub.Stop()
 	return errors.Join(httpErr, wsErr)
 }
+
+// Register adds a room type to this server. Call it before ListenAndServe.
+func (s *Server) Register(kind string, factory game.HandlerFunc, cfg game.RoomConfig) error {
+	if err := s.rooms.Register(kind, factory, cfg); err != nil {
+		return fmt.Errorf("gameserver: %w", err)
+	}
+	return nil
+}
+
+// roomRouter hands sessions' room operations and game messages to the
+// room engine.
+type roomRouter struct{ m *room.Manager }
+
+func (r roomRouter) Route(s *session.Session, t protocol.MsgType, body []byte) error {
+	return r.m.Handle(s, t, body)
+}
+
+func (r roomRouter) Closed(s *session.Session) { r.m.Closed(s) }
 
 // wsHandler connects transport events to sessions.
 type wsHandler struct{ hub *session.Hub }

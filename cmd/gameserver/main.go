@@ -1,95 +1,16 @@
-// Command gameserver runs a gameserver node. `gameserver -h` lists its
-// flags and their environment variables.
+// Command gameserver runs a gameserver node with the example games, arena
+// and chat. `gameserver -h` lists its flags and their environment
+// variables.
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/gameserver/gameserver"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"golang.org/x/term"
+	"github.com/gameserver/gameserver/examples/arena"
+	"github.com/gameserver/gameserver/examples/chat"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
-}
-
-func run(args []string, getenv func(string) string, stderr io.Writer) int {
-	opts, err := parseFlags(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "gameserver: %v\n", err)
-		return 2
-	}
-	log, err := newLogger(opts.logFormat, opts.logLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "gameserver: %v\n", err)
-		return 2
-	}
-	defer func() { _ = log.Sync() }()
-	opts.cfg.Logger = log
-
-	srv, err := gameserver.New(opts.cfg)
-	if err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return 1
-	}
-	if err := srv.Listen(); err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return 1
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		log.Error("server stopped", zap.Error(err))
-		return 1
-	case sig := <-sigs:
-		log.Info("shutting down", zap.String("signal", sig.String()))
-	}
-	signal.Stop(sigs)
-	if err := srv.Shutdown(context.Background()); err != nil {
-		log.Warn("shutdown incomplete", zap.Error(err))
-	}
-	if err := <-errc; err != nil {
-		log.Error("server stopped", zap.Error(err))
-		return 1
-	}
-	log.Info("stopped")
-	return 0
-}
-
-func newLogger(format, level string) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return nil, err
-	}
-	if format == "auto" {
-		format = "json"
-		if term.IsTerminal(int(os.Stderr.Fd())) {
-			format = "console"
-		}
-	}
-	var cfg zap.Config
-	if format == "console" {
-		cfg = zap.NewDevelopmentConfig()
-		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		cfg.DisableStacktrace = true
-	} else {
-		cfg = zap.NewProductionConfig()
-	}
-	cfg.Level = zap.NewAtomicLevelAt(lvl)
-	return cfg.Build()
+	gameserver.Define("arena", arena.New, arena.Config)
+	gameserver.Define("chat", chat.New, chat.Config)
+	gameserver.Main()
 }

@@ -24,8 +24,8 @@ func (m *ArenaInput) Append(dst []byte) []byte {
 
 // Decode decodes an ARENA_INPUT body without allocating.
 func (m *ArenaInput) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "arena input", 0)
+	var f fieldReader
+	f.begin(body, "arena input", 0)
 	m.Seq = f.u32("seq")
 	m.DX = f.f32("dx")
 	m.DY = f.f32("dy")
@@ -67,25 +67,26 @@ func (s *ArenaState) Append(dst []byte) []byte {
 // allocate once that capacity suffices. Each ID is a sub-slice of body,
 // valid until the input buffer is reused.
 func (s *ArenaState) Decode(body []byte) error {
-	r := NewReader(body)
-	f := fieldReader{r: &r, msg: "arena state"}
+	var f fieldReader
+	f.r.buf, f.msg = body, "arena state"
 	players := s.Players[:0]
-	if !r.SkipNil() {
+	if !f.r.SkipNil() {
 		n := f.listHeader("", MaxArenaPlayers)
 		if cap(players) < n {
 			players = make([]ArenaPlayer, 0, n)
 		}
 		players = players[:n]
 		for i := range players {
-			e := f.openEntry("player", i)
+			saved := f.enter("player", i)
 			p := &players[i]
-			p.ID = e.strBytes("id", MaxIDLen)
-			p.X = e.f32("x")
-			p.Y = e.f32("y")
-			p.LastSeq = e.u32("lastSeq")
-			if err := e.end(); err != nil {
+			p.ID = f.strBytes("id", MaxIDLen)
+			p.X = f.f32("x")
+			p.Y = f.f32("y")
+			p.LastSeq = f.u32("lastSeq")
+			f.leave(saved)
+			if f.err != nil {
 				s.Players = players[:0]
-				return err
+				return f.err
 			}
 		}
 	}

@@ -6,35 +6,37 @@ import (
 	"unicode/utf8"
 )
 
-// fieldReader decodes the positional fields of one msgpack array: a
-// message body, or an entry of a list inside one. It implements the
+// fieldReader decodes the positional fields of a msgpack array body, and
+// of arrays nested in list entries (see enter). It implements the
 // extensibility rules: fields beyond the array's length read as zero
 // values unless they are required, and elements beyond the known fields
-// are skipped by end.
+// are skipped.
 //
 // Errors are sticky: after the first failure every accessor returns a zero
-// value and end returns that failure, so decoders read straight through
+// value and close returns that failure, so decoders read straight through
 // their fields and check once.
+//
+// The Reader is held by value and nested arrays reuse the same
+// fieldReader, so that decoding keeps everything on the stack.
 type fieldReader struct {
-	r        *Reader
+	r        Reader
 	msg      string // what is decoded, for error messages: "hello"
-	entry    string // for list entries, the entry noun: "room"
-	index    int    // for list entries, the entry's index
-	n        int    // number of elements in the array
+	entry    string // inside a list entry, the entry noun: "room"
+	index    int    // inside a list entry, the entry's index
+	n        int    // number of elements in the current array
 	i        int    // index of the next field
 	required int    // fields below this index must be present
 	err      error
 }
 
-// openBody starts decoding a message body: one array, and nothing after
-// it (checked by close).
-func openBody(r *Reader, msg string, required int) fieldReader {
-	f := fieldReader{r: r, msg: msg, required: required}
+// begin starts decoding a message body: one array, and nothing after it
+// (checked by close). f must be a zero fieldReader.
+func (f *fieldReader) begin(body []byte, msg string, required int) {
+	f.r.buf, f.msg, f.required = body, msg, required
 	f.open()
-	return f
 }
 
-// open reads the array header.
+// open reads the array header of the current array.
 func (f *fieldReader) open() {
 	n, err := f.r.ReadArrayLen()
 	if err != nil {
@@ -42,6 +44,30 @@ func (f *fieldReader) open() {
 		return
 	}
 	f.n = n
+}
+
+// frame is the state of an enclosing array while a nested one is decoded.
+type frame struct {
+	entry           string
+	index, n, i, rq int
+}
+
+// enter starts decoding entry index of a list as a nested array of
+// fields, none of them required. leave ends it.
+func (f *fieldReader) enter(noun string, index int) frame {
+	saved := frame{entry: f.entry, index: f.index, n: f.n, i: f.i, rq: f.required}
+	f.entry, f.index, f.n, f.i, f.required = noun, index, 0, 0, 0
+	if f.err == nil {
+		f.open()
+	}
+	return saved
+}
+
+// leave skips the unknown trailing fields of the nested array and returns
+// to the enclosing one.
+func (f *fieldReader) leave(saved frame) {
+	f.skipRest()
+	f.entry, f.index, f.n, f.i, f.required = saved.entry, saved.index, saved.n, saved.i, saved.rq
 }
 
 // next advances to the next field and reports whether it is present.
@@ -204,37 +230,23 @@ func (f *fieldReader) listHeader(name string, max int) int {
 	return int(n)
 }
 
-// entry starts decoding entry i of a list as a nested array.
-func (f *fieldReader) openEntry(noun string, i int) fieldReader {
-	e := fieldReader{r: f.r, msg: f.msg, entry: noun, index: i}
-	if f.err != nil {
-		e.err = f.err
-		return e
-	}
-	e.open()
-	return e
-}
-
-// end skips the elements beyond the known fields and returns the first
-// error.
-func (f *fieldReader) end() error {
-	if f.err != nil {
-		return f.err
-	}
-	for ; f.i < f.n; f.i++ {
+// skipRest skips the elements beyond the known fields of the current
+// array.
+func (f *fieldReader) skipRest() {
+	for ; f.err == nil && f.i < f.n; f.i++ {
 		if err := f.r.Skip(); err != nil {
 			f.i++
 			f.fail("extra", err)
-			return f.err
 		}
 	}
-	return nil
 }
 
-// close ends a message body: it also rejects bytes after the array.
+// close ends a message body: it skips unknown trailing fields, rejects
+// bytes after the array and returns the first error.
 func (f *fieldReader) close() error {
-	if err := f.end(); err != nil {
-		return err
+	f.skipRest()
+	if f.err != nil {
+		return f.err
 	}
 	if n := f.r.Len(); n > 0 {
 		return &Error{Code: CodeBadRequest, Message: f.msg + ": " + strconv.Itoa(n) + " trailing bytes after the body"}

@@ -37,8 +37,8 @@ func (m *Hello) Append(dst []byte) []byte {
 
 // Decode decodes a HELLO body.
 func (m *Hello) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "hello", 1)
+	var f fieldReader
+	f.begin(body, "hello", 1)
 	m.Version = f.u32("version")
 	m.Token = f.str("token", MaxTokenLen)
 	m.Client = f.str("client", MaxClientLen)
@@ -74,8 +74,8 @@ func (m *Welcome) Append(dst []byte) []byte {
 
 // Decode decodes a WELCOME body.
 func (m *Welcome) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "welcome", 0)
+	var f fieldReader
+	f.begin(body, "welcome", 0)
 	m.Version = f.u32("version")
 	m.SessionID = f.str("sessionID", MaxIDLen)
 	m.Node = f.str("node", MaxNodeLen)
@@ -105,8 +105,8 @@ func (m *Ping) Append(dst []byte) []byte {
 
 // Decode decodes a PING body without allocating.
 func (m *Ping) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "ping", 1)
+	var f fieldReader
+	f.begin(body, "ping", 1)
 	m.Nonce = f.u32("nonce")
 	m.RTTMicros = f.u32("rttUs")
 	return f.close()
@@ -128,8 +128,8 @@ func (m *Pong) Append(dst []byte) []byte {
 
 // Decode decodes a PONG body without allocating.
 func (m *Pong) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "pong", 1)
+	var f fieldReader
+	f.begin(body, "pong", 1)
 	m.Nonce = f.u32("nonce")
 	return f.close()
 }
@@ -157,8 +157,8 @@ func (m *ErrorMsg) Append(dst []byte) []byte {
 
 // Decode decodes an ERROR body.
 func (m *ErrorMsg) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "error", 1)
+	var f fieldReader
+	f.begin(body, "error", 1)
 	m.Code = Code(f.u16("code"))
 	m.Message = f.str("message", MaxTextLen)
 	m.Ref = MsgType(f.u16("ref"))
@@ -186,8 +186,8 @@ func (m *Kick) Append(dst []byte) []byte {
 
 // Decode decodes a KICK body.
 func (m *Kick) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "kick", 0)
+	var f fieldReader
+	f.begin(body, "kick", 0)
 	m.Code = Code(f.u16("code"))
 	m.Reason = f.str("reason", MaxTextLen)
 	return f.close()
@@ -215,8 +215,8 @@ func (m *Move) Append(dst []byte) []byte {
 
 // Decode decodes a MOVE body.
 func (m *Move) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "move", 0)
+	var f fieldReader
+	f.begin(body, "move", 0)
 	m.URL = f.str("url", MaxURLLen)
 	m.ResumeToken = f.str("resumeToken", MaxTokenLen)
 	m.DelayMs = f.u32("delayMs")
@@ -247,8 +247,8 @@ func (m *Resume) Append(dst []byte) []byte {
 
 // Decode decodes a RESUME body.
 func (m *Resume) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "resume", 0)
+	var f fieldReader
+	f.begin(body, "resume", 0)
 	m.SessionID = f.str("sessionID", MaxIDLen)
 	m.ResumeToken = f.str("resumeToken", MaxTokenLen)
 	m.LastSeq = f.u64("lastSeq")
@@ -276,8 +276,8 @@ func (m *Resumed) Append(dst []byte) []byte {
 
 // Decode decodes a RESUMED body.
 func (m *Resumed) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "resumed", 0)
+	var f fieldReader
+	f.begin(body, "resumed", 0)
 	m.SessionID = f.str("sessionID", MaxIDLen)
 	m.FromSeq = f.u64("fromSeq")
 	return f.close()
@@ -332,8 +332,8 @@ func (m *Join) Append(dst []byte) []byte {
 
 // Decode decodes a JOIN body. Options is a sub-slice of body.
 func (m *Join) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "join", 0)
+	var f fieldReader
+	f.begin(body, "join", 0)
 	m.ReqID = f.u32("reqID")
 	m.Mode = JoinMode(f.u8("mode"))
 	if m.Mode > JoinByID && f.err == nil {
@@ -370,8 +370,8 @@ func (m *Joined) Append(dst []byte) []byte {
 
 // Decode decodes a JOINED body.
 func (m *Joined) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "joined", 0)
+	var f fieldReader
+	f.begin(body, "joined", 0)
 	m.ReqID = f.u32("reqID")
 	m.RoomID = f.str("roomID", MaxIDLen)
 	m.Kind = f.str("kind", MaxIDLen)
@@ -397,8 +397,8 @@ func (m *Leave) Append(dst []byte) []byte {
 
 // Decode decodes a LEAVE body.
 func (m *Leave) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "leave", 0)
+	var f fieldReader
+	f.begin(body, "leave", 0)
 	m.ReqID = f.u32("reqID")
 	return f.close()
 }
@@ -452,8 +452,8 @@ func (m *Left) Append(dst []byte) []byte {
 
 // Decode decodes a LEFT body.
 func (m *Left) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "left", 0)
+	var f fieldReader
+	f.begin(body, "left", 0)
 	m.RoomID = f.str("roomID", MaxIDLen)
 	m.Reason = LeftReason(f.u8("reason"))
 	m.Code = Code(f.u16("code"))
@@ -480,8 +480,8 @@ func (m *List) Append(dst []byte) []byte {
 
 // Decode decodes a LIST body.
 func (m *List) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "list", 0)
+	var f fieldReader
+	f.begin(body, "list", 0)
 	m.ReqID = f.u32("reqID")
 	m.Kind = f.str("kind", MaxIDLen)
 	return f.close()
@@ -526,8 +526,8 @@ func (m *Rooms) Append(dst []byte) []byte {
 // Decode decodes a ROOMS body. Each Metadata is a sub-slice of body; an
 // empty list decodes as a nil Rooms.
 func (m *Rooms) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "rooms", 0)
+	var f fieldReader
+	f.begin(body, "rooms", 0)
 	m.ReqID = f.u32("reqID")
 	n := f.list("rooms", MaxRooms)
 	m.Rooms = nil
@@ -535,15 +535,16 @@ func (m *Rooms) Decode(body []byte) error {
 		m.Rooms = make([]RoomInfo, n)
 	}
 	for i := range m.Rooms {
-		e := f.openEntry("room", i)
+		saved := f.enter("room", i)
 		ri := &m.Rooms[i]
-		ri.RoomID = e.str("roomID", MaxIDLen)
-		ri.Kind = e.str("kind", MaxIDLen)
-		ri.Players = e.u32("players")
-		ri.MaxPlayers = e.u32("maxPlayers")
-		ri.Metadata = e.raw("metadata")
-		if err := e.end(); err != nil {
-			return err
+		ri.RoomID = f.str("roomID", MaxIDLen)
+		ri.Kind = f.str("kind", MaxIDLen)
+		ri.Players = f.u32("players")
+		ri.MaxPlayers = f.u32("maxPlayers")
+		ri.Metadata = f.raw("metadata")
+		f.leave(saved)
+		if f.err != nil {
+			return f.err
 		}
 	}
 	return f.close()
@@ -598,8 +599,8 @@ func (m *Presence) Append(dst []byte) []byte {
 
 // Decode decodes a PRESENCE body.
 func (m *Presence) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "presence", 0)
+	var f fieldReader
+	f.begin(body, "presence", 0)
 	m.RoomID = f.str("roomID", MaxIDLen)
 	m.Event = PresenceEvent(f.u8("event"))
 	m.PlayerID = f.str("playerID", MaxIDLen)
@@ -637,8 +638,8 @@ func AppendStateHeader(dst []byte, tick uint64, serverTimeNs int64) []byte {
 // Decode decodes a STATE body without allocating. Body is a sub-slice of
 // body, valid until the input buffer is reused.
 func (m *State) Decode(body []byte) error {
-	r := NewReader(body)
-	f := openBody(&r, "state", 0)
+	var f fieldReader
+	f.begin(body, "state", 0)
 	m.Tick = f.u64("tick")
 	m.ServerTimeNs = f.i64("serverTimeNs")
 	m.Body = f.raw("body")

@@ -241,162 +241,167 @@ func (r *Reader) checkCount(n uint64, perElem uint64, hdr int) error {
 	return nil
 }
 
-// number is a decoded msgpack number.
-type number struct {
-	kind numKind
-	u    uint64  // numUint
-	i    int64   // numNeg
-	f    float64 // numFloat
-}
-
+// numKind classifies a decoded msgpack number.
 type numKind uint8
 
 const (
-	numUint  numKind = iota // a non-negative integer, in u
-	numNeg                  // a negative integer, in i
-	numFloat                // a float, in f
+	numUint  numKind = iota // a non-negative integer
+	numNeg                  // a negative integer, as int64 bits
+	numFloat                // a float, as float64 bits
 )
 
-// readNumber reads any integer or float encoding; want names the
-// expected kind in the error for a non-number.
-func (r *Reader) readNumber(want string) (number, error) {
-	if r.off >= len(r.buf) {
-		return number{}, r.errType(want)
-	}
+// readNumber reads any integer or float encoding and returns its kind and
+// its value as 64 bits; want names the expected kind in the error for a
+// non-number.
+func (r *Reader) readNumber(want string) (numKind, uint64, error) {
 	p := r.off
+	if p >= len(r.buf) {
+		return 0, 0, r.errType(want)
+	}
 	b := r.buf[p]
-	switch {
-	case b <= mpPosFixIntMax:
+	if b <= mpPosFixIntMax {
 		r.off++
-		return number{kind: numUint, u: uint64(b)}, nil
-	case b >= mpNegFixIntMin:
+		return numUint, uint64(b), nil
+	}
+	if b >= mpNegFixIntMin {
 		r.off++
-		return number{kind: numNeg, i: int64(int8(b))}, nil
+		return numNeg, uint64(int64(int8(b))), nil
 	}
-	var size int
-	switch b {
-	case mpUint8, mpInt8:
-		size = 2
-	case mpUint16, mpInt16:
-		size = 3
-	case mpUint32, mpInt32, mpFloat32:
-		size = 5
-	case mpUint64, mpInt64, mpFloat64:
-		size = 9
-	default:
-		return number{}, r.errType(want)
+	if b < mpFloat32 || b > mpInt64 {
+		return 0, 0, r.errType(want)
 	}
-	if r.Len() < size {
-		return number{}, r.errTruncated(size)
+	// 0xca..0xd3: float32, float64, uint8..uint64, int8..int64.
+	size := 1 + numSizes[b-mpFloat32]
+	if len(r.buf)-p < size {
+		return 0, 0, r.errTruncated(size)
 	}
 	d := r.buf[p+1 : p+size]
 	r.off += size
 	switch b {
 	case mpUint8:
-		return number{kind: numUint, u: uint64(d[0])}, nil
+		return numUint, uint64(d[0]), nil
 	case mpUint16:
-		return number{kind: numUint, u: uint64(binary.BigEndian.Uint16(d))}, nil
+		return numUint, uint64(binary.BigEndian.Uint16(d)), nil
 	case mpUint32:
-		return number{kind: numUint, u: uint64(binary.BigEndian.Uint32(d))}, nil
+		return numUint, uint64(binary.BigEndian.Uint32(d)), nil
 	case mpUint64:
-		return number{kind: numUint, u: binary.BigEndian.Uint64(d)}, nil
+		return numUint, binary.BigEndian.Uint64(d), nil
 	case mpInt8:
-		return signed(int64(int8(d[0]))), nil
+		return signed(int64(int8(d[0])))
 	case mpInt16:
-		return signed(int64(int16(binary.BigEndian.Uint16(d)))), nil
+		return signed(int64(int16(binary.BigEndian.Uint16(d))))
 	case mpInt32:
-		return signed(int64(int32(binary.BigEndian.Uint32(d)))), nil
+		return signed(int64(int32(binary.BigEndian.Uint32(d))))
 	case mpInt64:
-		return signed(int64(binary.BigEndian.Uint64(d))), nil
+		return signed(int64(binary.BigEndian.Uint64(d)))
 	case mpFloat32:
-		return number{kind: numFloat, f: float64(math.Float32frombits(binary.BigEndian.Uint32(d)))}, nil
+		return numFloat, math.Float64bits(float64(math.Float32frombits(binary.BigEndian.Uint32(d)))), nil
 	default: // mpFloat64
-		return number{kind: numFloat, f: math.Float64frombits(binary.BigEndian.Uint64(d))}, nil
+		return numFloat, binary.BigEndian.Uint64(d), nil
 	}
 }
 
+// numSizes holds the payload sizes of the number formats 0xca..0xd3.
+var numSizes = [...]int{4, 8, 1, 2, 4, 8, 1, 2, 4, 8}
+
 // signed classifies a value read from a signed encoding.
-func signed(v int64) number {
+func signed(v int64) (numKind, uint64, error) {
 	if v >= 0 {
-		return number{kind: numUint, u: uint64(v)}
+		return numUint, uint64(v), nil
 	}
-	return number{kind: numNeg, i: v}
+	return numNeg, uint64(v), nil
 }
 
 // ReadUint reads an unsigned integer no greater than max. It accepts every
 // integer encoding and floats that hold an exact integer; negative values,
 // fractions, non-finite floats and values above max are errors.
 func (r *Reader) ReadUint(max uint64) (uint64, error) {
+	if r.off < len(r.buf) {
+		if b := r.buf[r.off]; b <= mpPosFixIntMax && uint64(b) <= max {
+			r.off++ // positive fixint, the most common case
+			return uint64(b), nil
+		}
+	}
+	return r.readUint(max)
+}
+
+func (r *Reader) readUint(max uint64) (uint64, error) {
 	start := r.off
-	n, err := r.readNumber("integer")
+	kind, v, err := r.readNumber("integer")
 	if err != nil {
 		return 0, err
 	}
-	switch n.kind {
+	switch kind {
 	case numUint:
-		if n.u <= max {
-			return n.u, nil
+		if v <= max {
+			return v, nil
 		}
 		r.off = start
-		return 0, errorf(CodeBadRequest, "integer %d at offset %d is above %d", n.u, start, max)
+		return 0, errorf(CodeBadRequest, "integer %d at offset %d is above %d", v, start, max)
 	case numNeg:
 		r.off = start
-		return 0, errorf(CodeBadRequest, "integer %d at offset %d is negative", n.i, start)
+		return 0, errorf(CodeBadRequest, "integer %d at offset %d is negative", int64(v), start)
 	}
 	// Floats: 2^64 is the first float64 above every uint64.
-	if n.f == math.Trunc(n.f) && n.f >= 0 && n.f < 1<<64 && uint64(n.f) <= max {
-		return uint64(n.f), nil
+	f := math.Float64frombits(v)
+	if f == math.Trunc(f) && f >= 0 && f < 1<<64 && uint64(f) <= max {
+		return uint64(f), nil
 	}
 	r.off = start
-	return 0, errorf(CodeBadRequest, "float %g at offset %d is not an integer in [0, %d]", n.f, start, max)
+	return 0, errorf(CodeBadRequest, "float %g at offset %d is not an integer in [0, %d]", f, start, max)
 }
 
 // ReadInt reads a signed integer in [min, max], with the same encodings
 // accepted as [Reader.ReadUint].
 func (r *Reader) ReadInt(min, max int64) (int64, error) {
 	start := r.off
-	n, err := r.readNumber("integer")
+	kind, v, err := r.readNumber("integer")
 	if err != nil {
 		return 0, err
 	}
-	switch n.kind {
+	switch kind {
 	case numUint:
-		if n.u <= math.MaxInt64 && int64(n.u) >= min && int64(n.u) <= max {
-			return int64(n.u), nil
+		if v <= math.MaxInt64 && int64(v) >= min && int64(v) <= max {
+			return int64(v), nil
 		}
 		r.off = start
-		return 0, errorf(CodeBadRequest, "integer %d at offset %d is outside [%d, %d]", n.u, start, min, max)
+		return 0, errorf(CodeBadRequest, "integer %d at offset %d is outside [%d, %d]", v, start, min, max)
 	case numNeg:
-		if n.i >= min && n.i <= max {
-			return n.i, nil
+		if i := int64(v); i >= min && i <= max {
+			return i, nil
 		}
 		r.off = start
-		return 0, errorf(CodeBadRequest, "integer %d at offset %d is outside [%d, %d]", n.i, start, min, max)
+		return 0, errorf(CodeBadRequest, "integer %d at offset %d is outside [%d, %d]", int64(v), start, min, max)
 	}
 	// Floats: -2^63 is exact and 2^63 is the first float64 above MaxInt64.
-	if n.f == math.Trunc(n.f) && n.f >= -(1<<63) && n.f < 1<<63 {
-		if v := int64(n.f); v >= min && v <= max {
-			return v, nil
+	f := math.Float64frombits(v)
+	if f == math.Trunc(f) && f >= -(1<<63) && f < 1<<63 {
+		if i := int64(f); i >= min && i <= max {
+			return i, nil
 		}
 	}
 	r.off = start
-	return 0, errorf(CodeBadRequest, "float %g at offset %d is not an integer in [%d, %d]", n.f, start, min, max)
+	return 0, errorf(CodeBadRequest, "float %g at offset %d is not an integer in [%d, %d]", f, start, min, max)
 }
 
 // ReadFloat reads a float32, a float64 or any integer as a float64.
 // Integers beyond 2^53 are rounded to the nearest float64.
 func (r *Reader) ReadFloat() (float64, error) {
-	n, err := r.readNumber("number")
+	if p := r.off; p+5 <= len(r.buf) && r.buf[p] == mpFloat32 {
+		r.off += 5 // float32, the most common case
+		return float64(math.Float32frombits(binary.BigEndian.Uint32(r.buf[p+1:]))), nil
+	}
+	kind, v, err := r.readNumber("number")
 	if err != nil {
 		return 0, err
 	}
-	switch n.kind {
+	switch kind {
 	case numUint:
-		return float64(n.u), nil
+		return float64(v), nil
 	case numNeg:
-		return float64(n.i), nil
+		return float64(int64(v)), nil
 	}
-	return n.f, nil
+	return math.Float64frombits(v), nil
 }
 
 // ReadStringBytes reads a msgpack str of at most max bytes and returns its
@@ -536,6 +541,63 @@ func (r *Reader) Skip() error {
 	}
 }
 
+// format describes how the encoding of a value starts, by format byte.
+type format struct {
+	hdr      uint8 // header size; for fixed-size values, the whole size
+	lenBytes uint8 // width of the length field after the format byte: 0, 1, 2 or 4
+	fixLen   uint8 // length or count held in the format byte itself
+	flags    uint8
+}
+
+const (
+	fmtContainer = 1 << iota // array or map: the length counts child values
+	fmtMap                   // map: two child values per entry
+	fmtInvalid               // the reserved byte 0xc1
+)
+
+// formats maps each format byte to its format.
+var formats = func() (t [256]format) {
+	for b := 0; b < 256; b++ {
+		f := &t[b]
+		switch {
+		case b <= mpPosFixIntMax || b >= mpNegFixIntMin:
+			f.hdr = 1
+		case b < mpFixArray:
+			f.hdr, f.fixLen, f.flags = 1, uint8(b&0x0f), fmtContainer|fmtMap
+		case b < mpFixStr:
+			f.hdr, f.fixLen, f.flags = 1, uint8(b&0x0f), fmtContainer
+		case b < mpNil:
+			f.hdr, f.fixLen = 1, uint8(b&0x1f)
+		}
+	}
+	fixed := map[byte]uint8{
+		mpNil: 1, mpFalse: 1, mpTrue: 1,
+		mpUint8: 2, mpInt8: 2, mpUint16: 3, mpInt16: 3,
+		mpUint32: 5, mpInt32: 5, mpFloat32: 5, mpUint64: 9, mpInt64: 9, mpFloat64: 9,
+		// fixext: format byte, type byte, then 1 to 16 data bytes
+		mpFixExt1: 3, mpFixExt2: 4, mpFixExt4: 6, mpFixExt8: 10, mpFixExt16: 18,
+	}
+	for b, size := range fixed {
+		t[b].hdr = size
+	}
+	// Formats with an explicit length: format byte, length, and for ext
+	// a type byte.
+	sized := map[byte]format{
+		mpStr8: {hdr: 2, lenBytes: 1}, mpStr16: {hdr: 3, lenBytes: 2}, mpStr32: {hdr: 5, lenBytes: 4},
+		mpBin8: {hdr: 2, lenBytes: 1}, mpBin16: {hdr: 3, lenBytes: 2}, mpBin32: {hdr: 5, lenBytes: 4},
+		mpExt8: {hdr: 3, lenBytes: 1}, mpExt16: {hdr: 4, lenBytes: 2}, mpExt32: {hdr: 6, lenBytes: 4},
+		mpArray16: {hdr: 3, lenBytes: 2, flags: fmtContainer},
+		mpArray32: {hdr: 5, lenBytes: 4, flags: fmtContainer},
+		mpMap16:   {hdr: 3, lenBytes: 2, flags: fmtContainer | fmtMap},
+		mpMap32:   {hdr: 5, lenBytes: 4, flags: fmtContainer | fmtMap},
+	}
+	for b, f := range sized {
+		t[b] = f
+	}
+	t[mpNeverUsed] = format{flags: fmtInvalid}
+	return t
+}()
+
 // valueHeader examines the value starting at p. For a container it
 // returns the header size and the number of child values (two per map
 // entry), checked to fit in the rest of the input; for anything else it
@@ -544,70 +606,21 @@ func (r *Reader) valueHeader(p int) (size int, children uint64, container bool, 
 	if p >= len(r.buf) {
 		return 0, 0, false, errorf(CodeBadRequest, "truncated: value expected at offset %d", p)
 	}
-	left := uint64(len(r.buf) - p)
 	b := r.buf[p]
-	var hdr uint64      // header bytes
-	var n uint64        // payload bytes or children
-	var lenBytes uint64 // width of an explicit length field
-	switch {
-	case b <= mpPosFixIntMax || b >= mpNegFixIntMin:
-		return 1, 0, false, nil
-	case b < mpFixArray: // fixmap
-		hdr, n, container = 1, 2*uint64(b&0x0f), true
-	case b < mpFixStr: // fixarray
-		hdr, n, container = 1, uint64(b&0x0f), true
-	case b < mpNil: // fixstr
-		hdr, n = 1, uint64(b&0x1f)
-	default:
-		switch b {
-		case mpNil, mpFalse, mpTrue:
-			return 1, 0, false, nil
-		case mpNeverUsed:
-			return 0, 0, false, errorf(CodeBadRequest, "invalid format byte 0xc1 at offset %d", p)
-		case mpUint8, mpInt8:
-			hdr = 2
-		case mpUint16, mpInt16:
-			hdr = 3
-		case mpUint32, mpInt32, mpFloat32:
-			hdr = 5
-		case mpUint64, mpInt64, mpFloat64:
-			hdr = 9
-		case mpFixExt1:
-			hdr = 3
-		case mpFixExt2:
-			hdr = 4
-		case mpFixExt4:
-			hdr = 6
-		case mpFixExt8:
-			hdr = 10
-		case mpFixExt16:
-			hdr = 18
-		case mpStr8, mpBin8:
-			lenBytes, hdr = 1, 2
-		case mpStr16, mpBin16:
-			lenBytes, hdr = 2, 3
-		case mpStr32, mpBin32:
-			lenBytes, hdr = 4, 5
-		case mpExt8:
-			lenBytes, hdr = 1, 3 // length, then the ext type byte
-		case mpExt16:
-			lenBytes, hdr = 2, 4
-		case mpExt32:
-			lenBytes, hdr = 4, 6
-		case mpArray16:
-			lenBytes, hdr, container = 2, 3, true
-		case mpArray32:
-			lenBytes, hdr, container = 4, 5, true
-		case mpMap16:
-			lenBytes, hdr, container = 2, 3, true
-		case mpMap32:
-			lenBytes, hdr, container = 4, 5, true
-		}
+	f := formats[b]
+	if f.hdr == 1 && f.fixLen == 0 {
+		return 1, 0, f.flags&fmtContainer != 0, nil // the most common case
 	}
+	if f.flags&fmtInvalid != 0 {
+		return 0, 0, false, errorf(CodeBadRequest, "invalid format byte 0xc1 at offset %d", p)
+	}
+	left := uint64(len(r.buf) - p)
+	hdr := uint64(f.hdr)
 	if hdr > left {
 		return 0, 0, false, errorf(CodeBadRequest, "truncated: %d-byte header at offset %d, only %d bytes left", hdr, p, left)
 	}
-	switch lenBytes {
+	n := uint64(f.fixLen)
+	switch f.lenBytes {
 	case 1:
 		n = uint64(r.buf[p+1])
 	case 2:
@@ -615,8 +628,8 @@ func (r *Reader) valueHeader(p int) (size int, children uint64, container bool, 
 	case 4:
 		n = uint64(binary.BigEndian.Uint32(r.buf[p+1:]))
 	}
-	if container {
-		if b == mpMap16 || b == mpMap32 {
+	if f.flags&fmtContainer != 0 {
+		if f.flags&fmtMap != 0 {
 			n *= 2
 		}
 		if n > left-hdr {

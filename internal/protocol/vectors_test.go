@@ -296,3 +296,18 @@ func TestVectors(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsQuoteVectors checks that docs/protocol.md quotes every vector's
+// bytes (whitespace aside), so the examples there cannot go stale.
+func TestDocsQuoteVectors(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "protocol.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compact := bytes.Join(bytes.Fields(doc), nil)
+	for _, v := range loadVectors(t) {
+		if !bytes.Contains(compact, []byte(v.Hex)) {
+			t.Errorf("docs/protocol.md does not quote vector %s (%s)", v.Name, v.Hex)
+		}
+	}
+}

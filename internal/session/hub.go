@@ -244,7 +244,12 @@ func (h *Hub) Message(s *Session, msg []byte) {
 				h.log.Warn("session: route failed", zap.String("session", s.id), zap.Stringer("type", t), zap.Error(err))
 				pe = protocol.NewError(protocol.CodeInternal, "internal error")
 			}
-			h.bad(s, pe, t)
+			var reqID uint32
+			var rq interface{ RequestID() uint32 }
+			if errors.As(err, &rq) {
+				reqID = rq.RequestID()
+			}
+			h.badReq(s, pe, t, reqID)
 			return
 		}
 	default:
@@ -258,14 +263,21 @@ var errRateLimited = protocol.NewError(protocol.CodeRateLimited, "message rate l
 
 // bad answers a refused message with ERROR and closes the session once too
 // many arrive in a row.
-func (h *Hub) bad(s *Session, err error, t protocol.MsgType) {
+func (h *Hub) bad(s *Session, err error, t protocol.MsgType) { h.badReq(s, err, t, 0) }
+
+func (h *Hub) badReq(s *Session, err error, t protocol.MsgType, reqID uint32) {
 	h.stats.BadMessages.Add(1)
 	var pe *protocol.Error
 	if !errors.As(err, &pe) {
 		pe = protocol.NewError(protocol.CodeBadRequest, err.Error())
 	}
-	s.SendError(pe, t, 0)
-	s.badInRow++
+	s.SendError(pe, t, reqID)
+	switch pe.Code {
+	case protocol.CodeBadRequest, protocol.CodeUnknownType, protocol.CodeHelloRequired, protocol.CodeTooLarge:
+		s.badInRow++ // malformed or out of order: a broken or hostile client
+	default:
+		return // a refused request (room full, not in a room...): a normal answer
+	}
 	if s.badInRow >= h.cfg.MaxBadMessages {
 		s.Close(protocol.ClosePolicyViolation, "too many bad messages")
 	}

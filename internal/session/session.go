@@ -53,6 +53,8 @@ type Session struct {
 	rejectedInRow int
 	badInRow      int
 	client        string
+	userID        string
+	claims        map[string]any
 
 	// Heartbeat: the sweeper writes pings, the message goroutine reads pongs.
 	nextPing   atomic.Int64 // Unix nanoseconds
@@ -65,6 +67,12 @@ type Session struct {
 
 // ID is the session id sent in WELCOME (empty before HELLO).
 func (s *Session) ID() string { return s.id }
+
+// UserID is the authenticated user, "" for an anonymous session.
+func (s *Session) UserID() string { return s.userID }
+
+// Claims are the authenticated token's claims, nil when anonymous.
+func (s *Session) Claims() map[string]any { return s.claims }
 
 // RTT is the latest round-trip time the server measured with its own pings,
 // or 0 before the first pong.

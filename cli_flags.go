@@ -1,4 +1,4 @@
-package main
+package gameserver
 
 import (
 	"errors"
@@ -7,8 +7,6 @@ import (
 	"io"
 	"strings"
 	"time"
-
-	"github.com/gameserver/gameserver"
 )
 
 // envPrefix is prepended to a flag's upper-cased name (dashes become
@@ -18,7 +16,7 @@ const envPrefix = "GAMESERVER_"
 
 // options is everything the command line sets.
 type options struct {
-	cfg       gameserver.Config
+	cfg       Config
 	logFormat string
 	logLevel  string
 }

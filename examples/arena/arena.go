@@ -1,0 +1,138 @@
+// Package arena is the reference game: players move dots on a shared
+// field. It is also the load-test yardstick, so its messages are fixed by
+// docs/protocol.md:
+//
+//   - Input (client → server, type 0x1000): [seq uint32, dx float32, dy float32],
+//     dx and dy in [-1, 1], the direction the player is steering.
+//   - State (server → client, the system STATE message, every tick): its
+//     body is an array of players, each [id str, x float32, y float32,
+//     lastSeq uint32], lastSeq being the last input seq the room applied.
+//
+// Join options: {"size": n} sets the number of seats (1..64, default 8)
+// when the room is created.
+package arena
+
+import (
+	"math"
+	"time"
+
+	"github.com/gameserver/gameserver/game"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// MsgInput is the type of the input message.
+const MsgInput game.MsgType = 0x1000
+
+// World size and speed, in world units.
+const (
+	Width  = 800
+	Height = 600
+	Speed  = 200 // units per second
+)
+
+// Config is the arena room type's configuration.
+var Config = game.RoomConfig{TickRate: 20, MaxPlayers: 8, EmptyTimeout: 10 * time.Second}
+
+// Input is the decoded input message.
+type Input struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Seq      uint32
+	DX, DY   float32
+}
+
+// dot is one player's state.
+type dot struct {
+	id      string
+	x, y    float32
+	dx, dy  float32
+	lastSeq uint32
+}
+
+// Arena is the room handler.
+type Arena struct {
+	game.Base
+	dots  []*dot
+	state stateBody
+}
+
+// New creates an arena room handler.
+func New() game.Handler { return &Arena{} }
+
+// OnCreate sizes the room from the "size" option.
+func (a *Arena) OnCreate(r game.Room, opts game.Options) error {
+	size := opts.Int("size", 8)
+	if size < 1 || size > 64 {
+		return &game.Error{Code: game.ErrInvalidOptions.Code, Message: "size must be 1 to 64"}
+	}
+	r.SetMaxPlayers(size)
+	game.On(r, MsgInput, a.input)
+	return nil
+}
+
+// OnJoin places the player at a spot derived from their seat.
+func (a *Arena) OnJoin(r game.Room, p game.Player, _ game.JoinRequest) error {
+	n := float64(len(a.dots))
+	d := &dot{id: p.ID(), x: float32(Width/2 + 200*math.Cos(n)), y: float32(Height/2 + 200*math.Sin(n))}
+	p.SetData(d)
+	a.dots = append(a.dots, d)
+	return nil
+}
+
+func (a *Arena) input(r game.Room, p game.Player, in Input) error {
+	d := p.Data().(*dot)
+	if in.Seq < d.lastSeq {
+		return nil // late duplicate: the newer input already applied
+	}
+	if math.IsNaN(float64(in.DX)) || math.IsNaN(float64(in.DY)) {
+		return &game.Error{Code: game.ErrBadRequest.Code, Message: "dx and dy must be numbers"}
+	}
+	d.dx, d.dy = clamp(in.DX, -1, 1), clamp(in.DY, -1, 1)
+	d.lastSeq = in.Seq
+	return nil
+}
+
+// OnTick moves every dot and broadcasts the state.
+func (a *Arena) OnTick(r game.Room, dt time.Duration) {
+	step := float32(Speed * dt.Seconds())
+	for _, d := range a.dots {
+		d.x = clamp(d.x+d.dx*step, 0, Width)
+		d.y = clamp(d.y+d.dy*step, 0, Height)
+	}
+	a.state = stateBody(a.dots)
+	_ = r.BroadcastState(&a.state)
+}
+
+// OnLeave removes the player's dot.
+func (a *Arena) OnLeave(r game.Room, p game.Player, _ game.LeaveReason) {
+	d, _ := p.Data().(*dot)
+	for i, x := range a.dots {
+		if x == d {
+			a.dots = append(a.dots[:i], a.dots[i+1:]...)
+			break
+		}
+	}
+}
+
+// stateBody encodes the dots as the arena state body without reflection.
+type stateBody []*dot
+
+// EncodeMsgpack implements msgpack.CustomEncoder.
+func (s *stateBody) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if err := enc.EncodeArrayLen(len(*s)); err != nil {
+		return err
+	}
+	for _, d := range *s {
+		_ = enc.EncodeArrayLen(4)
+		_ = enc.EncodeString(d.id)
+		_ = enc.EncodeFloat32(d.x)
+		_ = enc.EncodeFloat32(d.y)
+		if err := enc.EncodeUint32(d.lastSeq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func clamp(v, lo, hi float32) float32 {
+	return max(lo, min(hi, v))
+}

@@ -1,0 +1,119 @@
+// Package chat is an example game: rooms of named players who exchange
+// text. Messages (docs/protocol.md lists them):
+//
+//   - Say (client → server, 0x1100): [text str], 1 to 500 bytes.
+//   - Said (server → all, 0x1101): [playerID str, name str, text str].
+//   - Roster (server → all, 0x1102): [[playerID str, name str], ...], sent
+//     whenever someone joins or leaves.
+//   - History (server → one, 0x1103): [[playerID, name, text], ...], the
+//     last 50 messages, sent to a player who joins.
+//
+// Join options: {"name": "alice"} (1 to 32 bytes; default "guest-" and the
+// player id).
+package chat
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gameserver/gameserver/game"
+)
+
+// Message types.
+const (
+	MsgSay     game.MsgType = 0x1100
+	MsgSaid    game.MsgType = 0x1101
+	MsgRoster  game.MsgType = 0x1102
+	MsgHistory game.MsgType = 0x1103
+)
+
+// Config is the chat room type's configuration: a slow tick, many seats.
+var Config = game.RoomConfig{TickRate: 1, MaxPlayers: 64, EmptyTimeout: 30 * time.Second}
+
+const historyLen = 50
+
+// Say is the client's message.
+type Say struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Text     string
+}
+
+type line struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	PlayerID string
+	Name     string
+	Text     string
+}
+
+type member struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	PlayerID string
+	Name     string
+}
+
+// Chat is the room handler.
+type Chat struct {
+	game.Base
+	history []line
+}
+
+// New creates a chat room handler.
+func New() game.Handler { return &Chat{} }
+
+// OnCreate routes Say.
+func (c *Chat) OnCreate(r game.Room, _ game.Options) error {
+	game.On(r, MsgSay, c.say)
+	return nil
+}
+
+// OnJoin checks the name, sends the history and the new roster.
+func (c *Chat) OnJoin(r game.Room, p game.Player, req game.JoinRequest) error {
+	name := strings.TrimSpace(req.Options.String("name", ""))
+	if name == "" {
+		name = "guest-" + p.ID()
+	}
+	if len(name) > 32 || !utf8.ValidString(name) {
+		return &game.Error{Code: game.ErrInvalidOptions.Code, Message: "name must be 1 to 32 bytes of UTF-8"}
+	}
+	p.SetData(name)
+	if err := r.Send(p, MsgHistory, c.history); err != nil {
+		return err
+	}
+	return c.roster(r, p)
+}
+
+func (c *Chat) say(r game.Room, p game.Player, s Say) error {
+	text := strings.TrimSpace(s.Text)
+	if text == "" || len(text) > 500 || !utf8.ValidString(text) {
+		return &game.Error{Code: game.ErrBadRequest.Code, Message: "text must be 1 to 500 bytes of UTF-8"}
+	}
+	l := line{PlayerID: p.ID(), Name: p.Data().(string), Text: text}
+	c.history = append(c.history, l)
+	if len(c.history) > historyLen {
+		c.history = c.history[len(c.history)-historyLen:]
+	}
+	return r.Broadcast(MsgSaid, l)
+}
+
+// OnLeave sends the roster without the player.
+func (c *Chat) OnLeave(r game.Room, p game.Player, _ game.LeaveReason) {
+	_ = c.roster(r, nil)
+}
+
+// roster sends everyone the member list; joining, if not nil, is a player
+// whose OnJoin is running (not seated yet, so not reached by Broadcast).
+func (c *Chat) roster(r game.Room, joining game.Player) error {
+	players := r.Players()
+	list := make([]member, 0, len(players)+1)
+	for _, p := range players {
+		list = append(list, member{PlayerID: p.ID(), Name: p.Data().(string)})
+	}
+	if joining != nil {
+		list = append(list, member{PlayerID: joining.ID(), Name: joining.Data().(string)})
+		if err := r.Send(joining, MsgRoster, list); err != nil {
+			return err
+		}
+	}
+	return r.Broadcast(MsgRoster, list)
+}

@@ -1,0 +1,595 @@
+package room
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/gameserver/gameserver/game"
+	"github.com/gameserver/gameserver/internal/frame"
+	"github.com/gameserver/gameserver/internal/protocol"
+	"github.com/vmihailenco/msgpack/v5"
+	"go.uber.org/zap"
+)
+
+type evKind uint8
+
+const (
+	evCreate evKind = iota
+	evJoin
+	evMessage
+	evLeave
+	evCall
+	evDispose
+)
+
+// event is one entry of a room's inbox.
+type event struct {
+	kind     evKind
+	p        *player
+	t        game.MsgType
+	body     *bodyBuf
+	at       time.Time
+	reqID    uint32
+	opts     game.Options
+	reason   string
+	leave    game.LeaveReason
+	deadline time.Time
+	fn       func(game.Room)
+}
+
+// bodyBuf carries a message body from the transport's buffer into the
+// room; pooled, so steady traffic allocates nothing.
+type bodyBuf struct{ b []byte }
+
+var bodyPool = sync.Pool{New: func() any { return &bodyBuf{b: make([]byte, 0, 256)} }}
+
+// room runs one game.Handler. Fields in the first group are guarded by
+// Manager.mu; the rest belong to the room's goroutine.
+type room struct {
+	m       *Manager
+	kind    *kind
+	id      string
+	created time.Time
+
+	// Guarded by Manager.mu: what matchmaking and listings read.
+	seats       int // seated players plus reservations
+	maxPlayers  int
+	locked      bool
+	private     bool
+	disposed    bool
+	emptySince  time.Time
+	filters     game.Options
+	metadataRaw []byte
+
+	// Posting: closed is set once the loop stopped reading the inbox.
+	postMu sync.RWMutex
+	closed bool
+	inbox  chan event
+
+	// Owned by the room goroutine.
+	handler    game.Handler
+	log        *zap.Logger
+	ctx        context.Context
+	cancel     context.CancelFunc
+	tick       uint64
+	tickRate   int
+	lastTick   time.Time
+	ticker     *time.Ticker
+	players    []*player
+	gamePlayer []game.Player
+	routes     map[game.MsgType]func(game.Room, game.Player, game.Message) error
+	timers     timerHeap
+	timerSeq   uint64
+	wake       *time.Timer
+	dirty      []*player
+	metadata   map[string]any
+	disposing  string
+	createErr  error
+	enc        *msgpack.Encoder
+	encW       appendWriter
+	lastWarn   time.Time
+}
+
+// createLocked makes a room of kind k and starts its loop. Lock must be held.
+func (m *Manager) createLocked(k *kind, opts game.Options) *room {
+	r := &room{
+		m: m, kind: k, id: newID(10), created: time.Now(),
+		maxPlayers: k.cfg.MaxPlayers,
+		inbox:      make(chan event, k.cfg.InboxSize),
+		tickRate:   k.cfg.TickRate,
+		emptySince: time.Now(),
+		routes:     make(map[game.MsgType]func(game.Room, game.Player, game.Message) error),
+	}
+	for _, key := range k.cfg.FilterBy {
+		if v, ok := opts[key]; ok {
+			if r.filters == nil {
+				r.filters = make(game.Options)
+			}
+			r.filters[key] = v
+		}
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.log = m.log.With(zap.String("room", r.id), zap.String("kind", k.name), zap.String("node", m.cfg.Node))
+	r.enc = msgpack.NewEncoder(&r.encW)
+	r.enc.UseCompactInts(true)
+	m.rooms[r.id] = r
+	k.rooms.Add(1)
+	m.stats.Rooms.Add(1)
+	m.stats.RoomsCreated.Add(1)
+	r.inbox <- event{kind: evCreate, opts: opts} // the inbox is empty: never blocks
+	m.wg.Add(1)
+	go r.run()
+	return r
+}
+
+// post queues ev. With wait it blocks until the room takes it (used for
+// events that must not be lost: leaves, continuations, dispose); otherwise
+// it fails when the inbox is full. It fails once the room has stopped.
+func (r *room) post(ev event, wait bool) bool {
+	r.postMu.RLock()
+	defer r.postMu.RUnlock()
+	if r.closed {
+		return false
+	}
+	if wait {
+		r.inbox <- ev
+		return true
+	}
+	select {
+	case r.inbox <- ev:
+		return true
+	default:
+		r.m.stats.InboxFull.Add(1)
+		return false
+	}
+}
+
+func (r *room) postMessage(p *player, t protocol.MsgType, body []byte) error {
+	b := bodyPool.Get().(*bodyBuf)
+	b.b = append(b.b[:0], body...)
+	if !r.post(event{kind: evMessage, p: p, t: game.MsgType(t), body: b, at: time.Now()}, false) {
+		bodyPool.Put(b)
+		if r.isClosed() {
+			return errNotInRoom
+		}
+		return errBusy
+	}
+	return nil
+}
+
+func (r *room) postLeave(p *player, reason game.LeaveReason, reqID uint32) {
+	if !r.post(event{kind: evLeave, p: p, leave: reason, reqID: reqID}, true) && p.member.Data() == any(p) {
+		p.member.SetData(nil) // the room is gone; its cleanup already released the seat
+	}
+}
+
+func (r *room) isClosed() bool {
+	r.postMu.RLock()
+	defer r.postMu.RUnlock()
+	return r.closed
+}
+
+// run is the room's loop.
+func (r *room) run() {
+	defer r.m.wg.Done()
+	defer r.finish()
+	defer func() {
+		if v := recover(); v != nil {
+			r.m.stats.Panics.Add(1)
+			r.log.Error("room panicked: disposing it", zap.Any("panic", v), zap.Uint64("tick", r.tick), zap.ByteString("stack", debug.Stack()))
+			if r.disposing == "" {
+				r.disposing = "internal error"
+			}
+			r.createErr = game.ErrInternal
+		}
+	}()
+	r.ticker = time.NewTicker(time.Second / time.Duration(r.tickRate))
+	r.lastTick = time.Now()
+	r.wake = time.NewTimer(time.Hour)
+	r.wake.Stop()
+	for r.disposing == "" {
+		select {
+		case ev := <-r.inbox:
+			r.handle(ev)
+			// Take what else is waiting, up to a bound, before flushing.
+			for i := 0; i < 256 && r.disposing == ""; i++ {
+				select {
+				case ev = <-r.inbox:
+					r.handle(ev)
+					continue
+				default:
+				}
+				break
+			}
+		case now := <-r.ticker.C:
+			r.onTick(now)
+		case now := <-r.wake.C:
+			r.fireTimers(now)
+		}
+		r.flush()
+		r.armTimer()
+	}
+}
+
+func (r *room) handle(ev event) {
+	switch ev.kind {
+	case evCreate:
+		if err := r.handler0().OnCreate(r, ev.opts); err != nil {
+			r.createErr = err
+			r.disposing = "create failed"
+		}
+	case evJoin:
+		r.join(ev)
+	case evMessage:
+		r.message(ev)
+		ev.body.b = ev.body.b[:0]
+		bodyPool.Put(ev.body)
+	case evLeave:
+		r.leave(ev.p, ev.leave, ev.reqID, nil)
+	case evCall:
+		ev.fn(r)
+	case evDispose:
+		r.disposing = ev.reason
+	}
+}
+
+// handler0 builds the handler on first use, on the room goroutine.
+func (r *room) handler0() game.Handler {
+	if r.handler == nil {
+		r.handler = r.kind.factory()
+	}
+	return r.handler
+}
+
+func (r *room) join(ev event) {
+	p := ev.p
+	refuse := func(e error) {
+		p.gone = true
+		if p.member.Data() == any(p) {
+			p.member.SetData(nil)
+		}
+		r.m.releaseSeat(r)
+		r.sendErr(p, e, protocol.TypeJoin, ev.reqID)
+	}
+	if r.createErr != nil {
+		refuse(r.createErr)
+		return
+	}
+	if p.gone || p.member.Data() != any(p) {
+		r.m.releaseSeat(r) // dropped before the room got to it
+		return
+	}
+	if time.Now().After(ev.deadline) {
+		refuse(protocol.NewError(protocol.CodeUnavailable, "seat reservation expired: try again"))
+		return
+	}
+	req := game.JoinRequest{Options: ev.opts, UserID: p.member.UserID(), Claims: p.member.Claims()}
+	// What OnJoin sends p waits until JOINED is out, so the client always
+	// learns it joined before it hears from the room.
+	p.joining = true
+	err := r.handler.OnJoin(r, p, req)
+	p.joining = false
+	held := p.held
+	p.held = nil
+	if err != nil {
+		for _, f := range held {
+			f.Release()
+		}
+		refuse(err)
+		return
+	}
+	p.seated = true
+	p.index = len(r.players)
+	r.players = append(r.players, p)
+	r.gamePlayer = append(r.gamePlayer, p)
+	r.m.stats.Players.Add(1)
+	r.sendMsg(p, &protocol.Joined{ReqID: ev.reqID, RoomID: r.id, Kind: r.kind.name, PlayerID: p.id, TickRate: uint32(r.tickRate)})
+	for _, f := range held {
+		r.queue(p, f)
+		f.Release()
+	}
+	r.presence(p, protocol.PresenceJoin)
+}
+
+func (r *room) message(ev event) {
+	p := ev.p
+	if !p.seated {
+		if !p.gone {
+			// The join is still pending or was refused: nothing to route to.
+			r.sendErr(p, errNotInRoom, protocol.MsgType(ev.t), 0)
+		}
+		return
+	}
+	msg := game.Message{Type: ev.t, Body: ev.body.b, ReceivedAt: ev.at}
+	var err error
+	if fn := r.routes[ev.t]; fn != nil {
+		err = fn(r, p, msg)
+	} else {
+		err = r.handler.OnMessage(r, p, msg)
+	}
+	if err != nil {
+		r.sendErr(p, err, protocol.MsgType(ev.t), 0)
+	}
+}
+
+// leave unseats p. code and the LEFT reason come from why.
+func (r *room) leave(p *player, why game.LeaveReason, reqID uint32, kickErr *game.Error) {
+	if !p.seated {
+		if !p.gone && why != game.LeaveDropped {
+			r.sendErr(p, errNotInRoom, protocol.TypeLeave, reqID)
+		}
+		p.gone = true
+		return
+	}
+	p.seated, p.gone = false, true
+	last := len(r.players) - 1
+	r.players[p.index] = r.players[last]
+	r.players[p.index].index = p.index
+	r.players[last] = nil
+	r.players = r.players[:last]
+	// gamePlayer keeps join order for Players().
+	for i, gp := range r.gamePlayer {
+		if gp == game.Player(p) {
+			r.gamePlayer = append(r.gamePlayer[:i], r.gamePlayer[i+1:]...)
+			break
+		}
+	}
+	r.m.stats.Players.Add(-1)
+	r.handler.OnLeave(r, p, why)
+	if p.member.Data() == any(p) {
+		p.member.SetData(nil)
+	}
+	if why != game.LeaveDropped {
+		left := protocol.Left{RoomID: r.id}
+		switch why {
+		case game.LeaveKicked:
+			left.Reason = protocol.LeftKicked
+			if kickErr != nil {
+				left.Code = protocol.Code(kickErr.Code)
+			}
+		case game.LeaveDisposed:
+			left.Reason = protocol.LeftDisposed
+		}
+		r.sendMsgAnyway(p, &left)
+	}
+	r.presence(p, protocol.PresenceLeave)
+	r.m.releaseSeat(r)
+}
+
+func (r *room) onTick(now time.Time) {
+	dt := now.Sub(r.lastTick)
+	r.lastTick = now
+	r.tick++
+	start := time.Now()
+	r.handler.OnTick(r, dt)
+	r.flush()
+	d := time.Since(start)
+	r.m.stats.Ticks.Add(1)
+	if r.kind.observe != nil {
+		r.kind.observe(d)
+	}
+	if budget := time.Second / time.Duration(r.tickRate); d > budget {
+		r.m.stats.TickOverruns.Add(1)
+		if now.Sub(r.lastWarn) > 10*time.Second {
+			r.lastWarn = now
+			r.log.Warn("tick over budget", zap.Duration("took", d), zap.Duration("budget", budget), zap.Uint64("tick", r.tick))
+		}
+	}
+	if r.tick%uint64(r.tickRate) == 0 {
+		r.checkEmpty(now)
+	}
+}
+
+// checkEmpty disposes a room nobody has used for EmptyTimeout.
+func (r *room) checkEmpty(now time.Time) {
+	r.m.mu.Lock()
+	idle := r.seats == 0 && now.Sub(r.emptySince) >= r.kind.cfg.EmptyTimeout
+	r.m.mu.Unlock()
+	if idle {
+		r.disposing = "empty"
+	}
+}
+
+func (r *room) fireTimers(now time.Time) {
+	for len(r.timers) > 0 && !r.timers[0].when.After(now) && r.disposing == "" {
+		t := r.timers[0]
+		if t.every > 0 {
+			t.when = t.when.Add(t.every)
+			if t.when.Before(now) {
+				t.when = now.Add(t.every) // skip missed periods instead of bursting
+			}
+			heap.Fix(&r.timers, 0)
+		} else {
+			heap.Pop(&r.timers)
+		}
+		t.fn(r)
+	}
+}
+
+func (r *room) armTimer() {
+	if len(r.timers) == 0 {
+		return
+	}
+	r.wake.Reset(time.Until(r.timers[0].when))
+}
+
+// flush writes what the last wake-up queued: one flush per player written to.
+func (r *room) flush() {
+	for i, p := range r.dirty {
+		p.dirty = false
+		p.member.Flush()
+		r.dirty[i] = nil
+	}
+	r.dirty = r.dirty[:0]
+}
+
+// finish disposes the room: its players leave, OnDispose runs, the inbox is
+// drained and every waiting join is refused.
+func (r *room) finish() {
+	reason := r.disposing
+	r.m.mu.Lock()
+	r.disposed = true
+	delete(r.m.rooms, r.id)
+	r.m.mu.Unlock()
+	r.ticker.Stop()
+	r.wake.Stop()
+	for len(r.timers) > 0 {
+		heap.Pop(&r.timers)
+	}
+	r.cancel()
+	var kickErr *game.Error
+	if r.createErr != nil {
+		kickErr = asGameError(r.createErr)
+	}
+	r.safely(func() {
+		for len(r.players) > 0 {
+			p := r.players[len(r.players)-1]
+			if kickErr != nil && kickErr.Code == game.ErrInternal.Code {
+				r.sendErr(p, kickErr, 0, 0)
+			}
+			r.leave(p, game.LeaveDisposed, 0, nil)
+		}
+	})
+	if r.handler != nil {
+		r.safely(func() { r.handler.OnDispose(r) })
+	}
+	r.flush()
+	r.postMu.Lock()
+	r.closed = true
+	r.postMu.Unlock()
+	for {
+		select {
+		case ev := <-r.inbox:
+			switch ev.kind {
+			case evJoin:
+				err := r.createErr
+				if err == nil {
+					err = errNoRoom
+				}
+				ev.p.gone = true
+				if ev.p.member.Data() == any(ev.p) {
+					ev.p.member.SetData(nil)
+				}
+				r.sendErr(ev.p, err, protocol.TypeJoin, ev.reqID)
+				ev.p.member.Flush()
+			case evLeave:
+				if ev.p.member.Data() == any(ev.p) {
+					ev.p.member.SetData(nil)
+				}
+			case evMessage:
+				bodyPool.Put(ev.body)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	r.kind.rooms.Add(-1)
+	r.m.stats.Rooms.Add(-1)
+	r.m.stats.RoomsDisposed.Add(1)
+	r.log.Debug("room disposed", zap.String("reason", reason))
+}
+
+// safely runs fn, logging instead of propagating a panic.
+func (r *room) safely(fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.m.stats.Panics.Add(1)
+			r.log.Error("room panicked while disposing", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+		}
+	}()
+	fn()
+}
+
+func asGameError(err error) *game.Error {
+	var ge *game.Error
+	if errors.As(err, &ge) {
+		return ge
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return &game.Error{Code: uint16(pe.Code), Message: pe.Message}
+	}
+	return nil
+}
+
+// sendErr sends an ERROR to p. Game errors keep their code; other errors
+// are logged and reported as internal.
+func (r *room) sendErr(p *player, err error, ref protocol.MsgType, reqID uint32) {
+	m := protocol.ErrorMsg{Ref: ref, ReqID: reqID}
+	if ge := asGameError(err); ge != nil {
+		m.Code, m.Message = protocol.Code(ge.Code), ge.Message
+	} else {
+		r.log.Warn("room callback failed", zap.Error(err))
+		m.Code, m.Message = protocol.CodeInternal, "internal error"
+	}
+	r.sendMsgAnyway(p, &m)
+}
+
+func (r *room) sendMsg(p *player, m protocol.Message) {
+	if p.gone {
+		return
+	}
+	r.sendMsgAnyway(p, m)
+}
+
+// sendMsgAnyway queues a system message for p even after it left (LEFT,
+// refusals).
+func (r *room) sendMsgAnyway(p *player, m protocol.Message) {
+	f := frame.New()
+	f.B = m.Append(f.B)
+	r.queue(p, f.Seal())
+	f.Release()
+}
+
+func (r *room) queue(p *player, f *frame.Frame) {
+	if p.joining {
+		f.Retain()
+		p.held = append(p.held, f)
+		return
+	}
+	_ = p.member.Send(f)
+	if !p.dirty {
+		p.dirty = true
+		r.dirty = append(r.dirty, p)
+	}
+}
+
+func (r *room) presence(p *player, ev protocol.PresenceEvent) {
+	if len(r.players) == 0 {
+		return
+	}
+	msg := protocol.Presence{RoomID: r.id, Event: ev, PlayerID: p.id}
+	f := frame.New()
+	f.B = msg.Append(f.B)
+	f.Seal()
+	for _, q := range r.players {
+		if q != p {
+			r.queue(q, f)
+		}
+	}
+	f.Release()
+}
+
+// appendWriter lets the msgpack encoder append to a frame's buffer.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+func (w *appendWriter) WriteByte(c byte) error      { w.b = append(w.b, c); return nil }
+
+// encode appends v's msgpack encoding to f.B.
+func (r *room) encode(f *frame.Frame, v any) error {
+	r.encW.b = f.B
+	err := r.enc.Encode(v)
+	f.B = r.encW.b
+	r.encW.b = nil
+	if err != nil {
+		return fmt.Errorf("encode %T: %w", v, err)
+	}
+	return nil
+}
