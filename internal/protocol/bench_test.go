@@ -10,9 +10,10 @@ import (
 // enforces the same in ordinary test runs.
 //
 // On the 2-core reference machine, encoding the 8-player arena STATE
-// costs about 190 ns and 0 allocations, against about 5.5 µs and 19
-// allocations for vmihailenco/msgpack's Marshal of the same value
-// (BenchmarkEncodeState8Reflect): about 29 times faster.
+// (BenchmarkEncodeState8) costs about 85–130 ns and 0 allocations, against
+// about 1.3–2.2 µs, 4 allocations and 496 bytes for vmihailenco/msgpack's
+// reflection-based Marshal of the same value
+// (BenchmarkEncodeState8Reflect): about 16 times faster.
 
 var sinkErr error
 

@@ -174,7 +174,7 @@ func (f *fieldReader) strBytes(name string, max int) []byte {
 		f.fail(name, err)
 		return nil
 	}
-	if !utf8.Valid(b) {
+	if !validUTF8(b) {
 		f.failf(name, "string is not valid UTF-8")
 		return nil
 	}
@@ -252,4 +252,15 @@ func (f *fieldReader) close() error {
 		return &Error{Code: CodeBadRequest, Message: f.msg + ": " + strconv.Itoa(n) + " trailing bytes after the body"}
 	}
 	return nil
+}
+
+// validUTF8 is utf8.Valid with a fast path for the short ASCII strings
+// that make up most fields.
+func validUTF8(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return utf8.Valid(b)
+		}
+	}
+	return true
 }

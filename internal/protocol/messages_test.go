@@ -23,18 +23,18 @@ func TestRoundTrip(t *testing.T) {
 			}
 			got, err := DecodeAny(typ, body)
 			if err != nil {
-				t.Fatalf("Decode(% x): %v", body, err)
+				t.Fatalf("Decode(%s): %v", short(body), err)
 			}
 			if !reflect.DeepEqual(got, s.msg) {
-				t.Fatalf("decoded %+v, want %+v", got, s.msg)
+				t.Fatalf("decoded %.300v, want %.300v", got, s.msg)
 			}
 			if re := got.Append(nil); !bytes.Equal(re, enc) {
-				t.Fatalf("re-encoded % x, want % x", re, enc)
+				t.Fatalf("re-encoded %s, want %s", short(re), short(enc))
 			}
 			// Append extends dst without disturbing its contents.
 			out := s.msg.Append([]byte("abc"))
 			if string(out[:3]) != "abc" || !bytes.Equal(out[3:], enc) {
-				t.Fatalf("Append to non-empty dst gave % x", out)
+				t.Fatalf("Append to non-empty dst gave %s", short(out))
 			}
 			if s.arena {
 				want := s.msg.(*State).Body
@@ -43,7 +43,7 @@ func TestRoundTrip(t *testing.T) {
 					t.Fatalf("ArenaState.Decode: %v", err)
 				}
 				if re := as.Append(nil); !bytes.Equal(re, want) {
-					t.Fatalf("arena body re-encoded % x, want % x", re, want)
+					t.Fatalf("arena body re-encoded %s, want %s", short(re), short(want))
 				}
 			}
 		})
@@ -55,7 +55,6 @@ func TestRoundTrip(t *testing.T) {
 func TestDecodeResetsFields(t *testing.T) {
 	for _, s := range canonicalSamples() {
 		t.Run(s.name, func(t *testing.T) {
-			// A minimal body: an empty array, or the required fields.
 			m := New(s.msg.Type())
 			_, body, _ := Split(s.msg.Append(nil))
 			if err := m.Decode(body); err != nil {

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Latency histograms record microseconds from 1 µs to 60 s with three
+// significant digits.
+const (
+	histMinUs = 1
+	histMaxUs = 60_000_000
+	histSig   = 3
+)
+
+func newHist() *hdrhistogram.Histogram {
+	return hdrhistogram.New(histMinUs, histMaxUs, histSig)
+}
+
+// record adds one nanosecond duration to h, clamped to the histogram's
+// range.
+func record(h *hdrhistogram.Histogram, ns int64) {
+	us := ns / 1000
+	if us < histMinUs {
+		us = histMinUs
+	} else if us > histMaxUs {
+		us = histMaxUs
+	}
+	_ = h.RecordValue(us)
+}
+
+// Histogram names, as reported.
+const (
+	histInput   = "input_to_state" // arena input sent → first state acknowledging it
+	histTick    = "tick_to_client" // state's server send time → received
+	histRTT     = "rtt"            // client PING → PONG
+	histChat    = "chat_delivery"  // chat message sent → broadcast received
+	histConnect = "connect"        // dial → WELCOME
+	histJoin    = "join"           // JOIN → JOINED
+)
+
+var histNames = []string{histInput, histTick, histRTT, histChat, histConnect, histJoin}
+
+// histSet is one goroutine's histograms, guarded by mu.
+type histSet struct {
+	mu       sync.Mutex
+	h        map[string]*hdrhistogram.Histogram
+	interval *hdrhistogram.Histogram // the scenario's main latency since the last progress line
+}
+
+func newHistSet() *histSet {
+	s := &histSet{h: make(map[string]*hdrhistogram.Histogram, len(histNames)), interval: newHist()}
+	for _, n := range histNames {
+		s.h[n] = newHist()
+	}
+	return s
+}
+
+// ioCounters are one goroutine's traffic counters. They are atomics so
+// the progress line can read them while they change; each has a single
+// writer.
+type ioCounters struct {
+	msgsIn   atomic.Uint64
+	bytesIn  atomic.Uint64
+	msgsOut  atomic.Uint64
+	bytesOut atomic.Uint64
+	_        [32]byte // keep writers of neighbouring counters off this cache line
+}
+
+// counterNames lists the run's event counters, as reported.
+var counterNames = []string{
+	"msgs_in", "bytes_in", "msgs_out", "bytes_out",
+	"connects", "reconnects", "closed_clean", "states_in", "inputs_sent",
+	"inputs_acked", "inputs_expired", "chat_sent", "chat_in", "pings_sent",
+	"pongs_in", "server_pings", "joins", "rejoins", "leaves", "drops", "closes",
+}
+
+// events are the run's event counters apart from traffic.
+type events struct {
+	connects      atomic.Uint64 // connections that completed the upgrade
+	reconnects    atomic.Uint64 // of which after a bot's first
+	closedClean   atomic.Uint64 // closes the driver started that ended in order
+	statesIn      atomic.Uint64
+	inputsSent    atomic.Uint64
+	inputsAcked   atomic.Uint64 // inputs whose latency was recorded
+	inputsExpired atomic.Uint64 // inputs acknowledged too late to know their send time
+	chatSent      atomic.Uint64
+	chatIn        atomic.Uint64
+	pingsSent     atomic.Uint64
+	pongsIn       atomic.Uint64
+	serverPings   atomic.Uint64
+	joins         atomic.Uint64 // JOINED received
+	rejoins       atomic.Uint64 // churn: JOIN again after LEAVE on the same connection
+	leaves        atomic.Uint64 // churn: LEAVE sent
+	drops         atomic.Uint64 // churn: connection dropped without a close frame
+	closes        atomic.Uint64 // churn: connection closed with a close frame
+}
+
+// errorCounts counts errors by kind.
+type errorCounts struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+func (e *errorCounts) add(kind string) {
+	e.mu.Lock()
+	if e.m == nil {
+		e.m = make(map[string]uint64)
+	}
+	e.m[kind]++
+	e.mu.Unlock()
+}
+
+func (e *errorCounts) snapshot() map[string]uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]uint64, len(e.m))
+	for k, v := range e.m {
+		out[k] = v
+	}
+	return out
+}
+
+func (e *errorCounts) total() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var n uint64
+	for _, v := range e.m {
+		n += v
+	}
+	return n
+}
+
+// latencySummary is a histogram's summary in milliseconds.
+type latencySummary struct {
+	Count int64   `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P90   float64 `json:"p90_ms"`
+	P99   float64 `json:"p99_ms"`
+	P999  float64 `json:"p999_ms"`
+	Max   float64 `json:"max_ms"`
+	Mean  float64 `json:"mean_ms"`
+}
+
+func summarize(h *hdrhistogram.Histogram) latencySummary {
+	if h == nil || h.TotalCount() == 0 {
+		return latencySummary{}
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	return latencySummary{
+		Count: h.TotalCount(),
+		P50:   ms(h.ValueAtQuantile(50)),
+		P90:   ms(h.ValueAtQuantile(90)),
+		P99:   ms(h.ValueAtQuantile(99)),
+		P999:  ms(h.ValueAtQuantile(99.9)),
+		Max:   ms(h.Max()),
+		Mean:  h.Mean() / 1000,
+	}
+}
+
+// importHist turns a snapshot received from a worker into a histogram,
+// refusing malformed ones.
+func importHist(s *hdrhistogram.Snapshot) (*hdrhistogram.Histogram, error) {
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("histogram snapshot: %w", err)
+	}
+	return hdrhistogram.Import(s), nil
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
