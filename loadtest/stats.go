@@ -60,44 +60,59 @@ func newHistSet() *histSet {
 	return s
 }
 
-// ioCounters are one goroutine's traffic counters. They are atomics so
-// the progress line can read them while they change; each has a single
-// writer.
-type ioCounters struct {
-	msgsIn   atomic.Uint64
-	bytesIn  atomic.Uint64
-	msgsOut  atomic.Uint64
-	bytesOut atomic.Uint64
-	_        [32]byte // keep writers of neighbouring counters off this cache line
+// Counters of the run. Each goroutine that counts (a poller, a sender,
+// the connectors together) has its own counters; the run's figure is their
+// sum.
+const (
+	cMsgsIn        = iota // WebSocket data messages received
+	cBytesIn              // bytes read from sockets
+	cMsgsOut              // messages sent
+	cBytesOut             // bytes written to sockets
+	cConnects             // connections that completed the upgrade
+	cReconnects           // of which not a bot's first
+	cClosedClean          // connections the driver closed with a close handshake or an orderly end
+	cStatesIn             // STATE messages received
+	cInputsSent           // arena inputs sent
+	cInputsAcked          // inputs whose input-to-state latency was recorded
+	cInputsExpired        // inputs acknowledged too late to know their send time
+	cChatSent             // chat messages sent
+	cChatIn               // chat broadcasts received
+	cPingsSent            // client pings sent
+	cPongsIn              // pongs received for them
+	cServerPings          // server pings received (and answered)
+	cJoins                // JOINED received
+	cRejoins              // churn: JOIN again after LEFT on the same connection
+	cLeaves               // churn: LEAVE sent
+	cDrops                // churn: connections ended without a close frame
+	cCloses               // churn: connections ended with a close frame
+	nCounters
+)
+
+var counterNames = [nCounters]string{
+	"msgs_in", "bytes_in", "msgs_out", "bytes_out", "connects", "reconnects",
+	"closed_clean", "states_in", "inputs_sent", "inputs_acked", "inputs_expired",
+	"chat_sent", "chat_in", "pings_sent", "pongs_in", "server_pings", "joins",
+	"rejoins", "leaves", "drops", "closes",
 }
 
-// counterNames lists the run's event counters, as reported.
-var counterNames = []string{
-	"msgs_in", "bytes_in", "msgs_out", "bytes_out",
-	"connects", "reconnects", "closed_clean", "states_in", "inputs_sent",
-	"inputs_acked", "inputs_expired", "chat_sent", "chat_in", "pings_sent",
-	"pongs_in", "server_pings", "joins", "rejoins", "leaves", "drops", "closes",
+// counters are one goroutine's counters. They are atomics so that the
+// progress line can read them while they change.
+type counters struct {
+	v [nCounters]atomic.Uint64
+	_ [64]byte // keep the next goroutine's counters off these cache lines
 }
 
-// events are the run's event counters apart from traffic.
-type events struct {
-	connects      atomic.Uint64 // connections that completed the upgrade
-	reconnects    atomic.Uint64 // of which after a bot's first
-	closedClean   atomic.Uint64 // closes the driver started that ended in order
-	statesIn      atomic.Uint64
-	inputsSent    atomic.Uint64
-	inputsAcked   atomic.Uint64 // inputs whose latency was recorded
-	inputsExpired atomic.Uint64 // inputs acknowledged too late to know their send time
-	chatSent      atomic.Uint64
-	chatIn        atomic.Uint64
-	pingsSent     atomic.Uint64
-	pongsIn       atomic.Uint64
-	serverPings   atomic.Uint64
-	joins         atomic.Uint64 // JOINED received
-	rejoins       atomic.Uint64 // churn: JOIN again after LEAVE on the same connection
-	leaves        atomic.Uint64 // churn: LEAVE sent
-	drops         atomic.Uint64 // churn: connection dropped without a close frame
-	closes        atomic.Uint64 // churn: connection closed with a close frame
+func (c *counters) add(i int, n uint64) { c.v[i].Add(n) }
+
+// sumCounters adds up several goroutines' counters.
+func sumCounters(cs []*counters) [nCounters]uint64 {
+	var out [nCounters]uint64
+	for _, c := range cs {
+		for i := range out {
+			out[i] += c.v[i].Load()
+		}
+	}
+	return out
 }
 
 // errorCounts counts errors by kind.

@@ -115,8 +115,7 @@ func (m *Manager) createLocked(k *kind, opts game.Options) *room {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.log = m.log.With(zap.String("room", r.id), zap.String("kind", k.name), zap.String("node", m.cfg.Node))
-	r.enc = msgpack.NewEncoder(&r.encW)
-	r.enc.UseCompactInts(true)
+	r.enc = newEncoder(&r.encW)
 	m.rooms[r.id] = r
 	k.rooms.Add(1)
 	m.stats.Rooms.Add(1)
@@ -581,6 +580,12 @@ type appendWriter struct{ b []byte }
 
 func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 func (w *appendWriter) WriteByte(c byte) error      { w.b = append(w.b, c); return nil }
+
+func newEncoder(w *appendWriter) *msgpack.Encoder {
+	enc := msgpack.NewEncoder(w)
+	enc.UseCompactInts(true)
+	return enc
+}
 
 // encode appends v's msgpack encoding to f.B.
 func (r *room) encode(f *frame.Frame, v any) error {
