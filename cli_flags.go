@@ -44,6 +44,11 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.DurationVar(&c.PingInterval, "ping-interval", 10*time.Second, "how often the server pings each session")
 	fs.DurationVar(&c.PingTimeout, "ping-timeout", 10*time.Second, "how long past the ping interval a silent session is kept")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 5*time.Second, "how long queued data may wait on a socket that takes nothing")
+	fs.StringVar(&c.AuthSecret, "auth-secret", "", "shared secret (32+ bytes) of the HS256 JWTs clients send in HELLO; empty: no token accepted")
+	anonymous := fs.Bool("anonymous", true, "admit clients without a token (the demo's mode); --anonymous=false requires a valid token")
+	fs.DurationVar(&c.ResumeWindow, "resume-window", 30*time.Second, "how long a dropped session keeps its seat for a resume, unless its room type sets its own")
+	fs.Float64Var(&c.HandshakeRate, "handshake-rate", 100, "WebSocket upgrades per second one IP address may make (0: no limit)")
+	fs.IntVar(&c.HandshakeBurst, "handshake-burst", 200, "burst of upgrades one IP address may make above the rate")
 	fs.Float64Var(&c.RateLimit, "rate-limit", 50, "messages per second one session may send")
 	fs.IntVar(&c.RateBurst, "rate-burst", 100, "burst of messages one session may send above the rate")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for connections to close")
@@ -77,6 +82,10 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
+	c.RequireAuth = !*anonymous
+	if c.HandshakeRate == 0 {
+		c.HandshakeRate = -1 // the flag's 0 means off; the Config's zero means the default
+	}
 	if *origins != "" {
 		for _, o := range strings.Split(*origins, ",") {
 			if o = strings.TrimSpace(o); o != "" {
@@ -106,6 +115,18 @@ func (o *options) validate() error {
 		if d < 10*time.Millisecond {
 			errs = append(errs, fmt.Errorf("--%s %v: must be at least 10ms", name, d))
 		}
+	}
+	if c.HandshakeRate < 0 && c.HandshakeRate != -1 || c.HandshakeBurst < 1 {
+		errs = append(errs, errors.New("--handshake-rate must not be negative and --handshake-burst must be positive"))
+	}
+	if c.AuthSecret != "" && len(c.AuthSecret) < 32 {
+		errs = append(errs, fmt.Errorf("--auth-secret is %d bytes: HS256 needs at least 32", len(c.AuthSecret)))
+	}
+	if c.RequireAuth && c.AuthSecret == "" {
+		errs = append(errs, errors.New("--anonymous=false needs --auth-secret"))
+	}
+	if c.ResumeWindow < 0 {
+		errs = append(errs, errors.New("--resume-window must not be negative"))
 	}
 	if c.RateLimit <= 0 || c.RateBurst < 1 {
 		errs = append(errs, errors.New("--rate-limit and --rate-burst must be positive"))

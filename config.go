@@ -6,6 +6,9 @@ import (
 	"net"
 	"time"
 
+	"github.com/gameserver/gameserver/game"
+	"github.com/gameserver/gameserver/internal/protocol"
+	"github.com/gameserver/gameserver/internal/session"
 	"go.uber.org/zap"
 )
 
@@ -48,6 +51,33 @@ type Config struct {
 	// data waits before it is closed as a slow consumer. Zero means 5 s.
 	WriteTimeout time.Duration
 
+	// HandshakeRate is the WebSocket upgrades per second one IP address may
+	// make, HandshakeBurst the bucket size; over it, upgrades get 429. Zero
+	// means 100 and 200; a negative rate turns the limit off.
+	HandshakeRate  float64
+	HandshakeBurst int
+
+	// AuthSecret is the shared secret of HS256 JWTs that clients send in
+	// HELLO (at least 32 bytes). Empty means no built-in authenticator.
+	AuthSecret string
+	// Authenticator checks tokens in place of the built-in HS256 one.
+	Authenticator Authenticator
+	// RequireAuth refuses clients without a valid token. False (the
+	// default) also admits anonymous sessions.
+	RequireAuth bool
+
+	// ResumeWindow is how long a session whose connection dropped waits for
+	// the client to resume, when its room type does not set its own. Zero
+	// means 30 s.
+	ResumeWindow time.Duration
+	// ReplayMessages and ReplayBytes bound each session's buffer of
+	// unacknowledged messages kept for a resume. Zero means 1024 and 1 MiB.
+	ReplayMessages int
+	ReplayBytes    int
+	// MaxResumesPerMinute bounds how often one session may be resumed, so a
+	// client reconnecting in a tight loop is refused (429). Zero means 12.
+	MaxResumesPerMinute int
+
 	// RateLimit is the messages per second one session may send, RateBurst
 	// the bucket size. Zero means 50 and 100.
 	RateLimit float64
@@ -80,5 +110,61 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	switch {
+	case c.HandshakeRate == 0:
+		c.HandshakeRate = 100
+	case c.HandshakeRate < 0:
+		c.HandshakeRate = 0 // off
+	}
+	if c.HandshakeBurst == 0 {
+		c.HandshakeBurst = 200
+	}
+	if c.HandshakeBurst < 0 {
+		return errors.New("handshake burst must not be negative")
+	}
 	return nil
+}
+
+// Identity is who an authentication token says a client is.
+type Identity struct {
+	// UserID is the token's subject. It must not be empty.
+	UserID string
+	// Claims are passed to the room's join callback (game.JoinRequest).
+	Claims map[string]any
+	// Expires closes the session with 4500 when it passes; zero means never.
+	Expires time.Time
+}
+
+// Authenticator checks the token a client sends in HELLO (and again in
+// RESUME for an authenticated session). It is called on a transport
+// worker and must not block for long. Return a *game.Error to choose the
+// message the client sees; other errors read "invalid token".
+type Authenticator interface {
+	Authenticate(token string) (Identity, error)
+}
+
+func (c *Config) authenticator() (session.Authenticator, error) {
+	switch {
+	case c.Authenticator != nil:
+		return authAdapter{c.Authenticator}, nil
+	case c.AuthSecret != "":
+		return session.NewHMAC([]byte(c.AuthSecret))
+	case c.RequireAuth:
+		return nil, errors.New("RequireAuth needs an AuthSecret or an Authenticator")
+	}
+	return nil, nil
+}
+
+type authAdapter struct{ a Authenticator }
+
+func (a authAdapter) Authenticate(token string) (session.Identity, error) {
+	id, err := a.a.Authenticate(token)
+	if err != nil {
+		var ge *game.Error
+		if errors.As(err, &ge) {
+			return session.Identity{}, protocol.NewError(protocol.CodeUnauthorized, ge.Message)
+		}
+		return session.Identity{}, err
+	}
+	return session.Identity{UserID: id.UserID, Claims: id.Claims, Expires: id.Expires}, nil
 }

@@ -37,7 +37,12 @@ func registerMetrics(s *Server) {
 	rejected := prometheus.NewDesc("gameserver_handshakes_rejected_total", "WebSocket upgrades refused, by reason.", []string{"reason"}, nil)
 	reg.MustRegister(&rejectCollector{desc: rejected, stats: ts})
 
-	gauge("sessions", "Sessions that completed HELLO.", &hs.Active)
+	gauge("sessions", "Sessions with a connection (past HELLO).", &hs.Active)
+	gauge("sessions_detached", "Sessions whose connection dropped, waiting for a resume.", &hs.Detached)
+	counter("sessions_resumed_total", "Sessions resumed on a new connection.", &hs.Resumed)
+	counter("sessions_resume_failed_total", "RESUME requests refused.", &hs.ResumeFailed)
+	counter("sessions_expired_total", "Detached sessions whose resume window ran out.", &hs.Expired)
+	counter("auth_failures_total", "Sessions refused or closed for authentication (missing, invalid or expired token).", &hs.AuthFailed)
 	counter("sessions_opened_total", "Sessions opened (connections that reached the session layer).", &hs.Opened)
 	counter("hello_timeouts_total", "Connections closed for not sending HELLO in time.", &hs.HelloTimeouts)
 	counter("heartbeat_timeouts_total", "Sessions closed for being silent past the heartbeat timeout.", &hs.HeartbeatTimeouts)

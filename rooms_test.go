@@ -96,7 +96,7 @@ func startRooms(t *testing.T, cfg gameserver.Config) (*gameserver.Server, string
 			t.Fatal(err)
 		}
 	}
-	must(srv.Register("test", func() game.Handler { return &testRoom{} }, game.RoomConfig{MaxPlayers: 4, EmptyTimeout: 200 * time.Millisecond}))
+	must(srv.Register("test", func() game.Handler { return &testRoom{} }, game.RoomConfig{MaxPlayers: 4, EmptyTimeout: 200 * time.Millisecond, ResumeWindow: 300 * time.Millisecond}))
 	must(srv.Register("duo", func() game.Handler { return &testRoom{} }, game.RoomConfig{MaxPlayers: 2, FilterBy: []string{"mode"}}))
 	must(srv.Register("arena", arena.New, arena.Config))
 	must(srv.Register("chat", chat.New, chat.Config))
@@ -393,9 +393,17 @@ func TestDropAndEmptyRoomDisposed(t *testing.T) {
 	b.join(protocol.JoinByID, "", ja.RoomID, nil)
 	a.expectSkipping(protocol.TypePresence)
 	b.conn.Close()
+	// First the drop; after the resume window (300 ms) the leave.
 	var pr protocol.Presence
+	if err := pr.Decode(a.expectSkipping(protocol.TypePresence)); err != nil || pr.Event != protocol.PresenceDrop {
+		t.Fatalf("presence %+v", pr)
+	}
+	dropped := time.Now()
 	if err := pr.Decode(a.expectSkipping(protocol.TypePresence)); err != nil || pr.Event != protocol.PresenceLeave {
 		t.Fatalf("presence %+v", pr)
+	}
+	if d := time.Since(dropped); d < 250*time.Millisecond {
+		t.Fatalf("seat released %v after the drop, before the resume window", d)
 	}
 	a.send(&protocol.Leave{})
 	a.expectSkipping(protocol.TypeLeft)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/gameserver/gameserver/game"
 	"github.com/gameserver/gameserver/internal/protocol"
@@ -54,15 +55,25 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("gameserver: %w", err)
 		}
 	}
+	auth, err := cfg.authenticator()
+	if err != nil {
+		return nil, fmt.Errorf("gameserver: %w", err)
+	}
 	hub, err := session.NewHub(session.Config{
-		Node:         cfg.Node,
-		PingInterval: cfg.PingInterval,
-		PingTimeout:  cfg.PingTimeout,
-		HelloTimeout: cfg.HelloTimeout,
-		RateLimit:    cfg.RateLimit,
-		RateBurst:    cfg.RateBurst,
-		MaxMessage:   cfg.MaxMessageBytes,
-		Logger:       cfg.Logger,
+		Authenticator:       auth,
+		RequireAuth:         cfg.RequireAuth,
+		ResumeWindow:        cfg.ResumeWindow,
+		ReplayMessages:      cfg.ReplayMessages,
+		ReplayBytes:         cfg.ReplayBytes,
+		MaxResumesPerMinute: cfg.MaxResumesPerMinute,
+		Node:                cfg.Node,
+		PingInterval:        cfg.PingInterval,
+		PingTimeout:         cfg.PingTimeout,
+		HelloTimeout:        cfg.HelloTimeout,
+		RateLimit:           cfg.RateLimit,
+		RateBurst:           cfg.RateBurst,
+		MaxMessage:          cfg.MaxMessageBytes,
+		Logger:              cfg.Logger,
 	}, roomRouter{s.rooms})
 	if err != nil {
 		return nil, fmt.Errorf("gameserver: %w", err)
@@ -76,6 +87,8 @@ func New(cfg Config) (*Server, error) {
 		MaxConns:         cfg.MaxConns,
 		MaxConnsPerIP:    cfg.MaxConnsPerIP,
 		AllowedOrigins:   cfg.AllowedOrigins,
+		HandshakeRate:    cfg.HandshakeRate,
+		HandshakeBurst:   cfg.HandshakeBurst,
 		Logger:           cfg.Logger,
 	}, wsHandler{hub: hub})
 	if err != nil {
@@ -192,17 +205,19 @@ func (r roomRouter) Route(s *session.Session, t protocol.MsgType, body []byte) e
 	return r.m.Handle(s, t, body)
 }
 
-func (r roomRouter) Closed(s *session.Session) { r.m.Closed(s) }
+func (r roomRouter) Detached(s *session.Session) (time.Duration, bool) { return r.m.Detached(s) }
+func (r roomRouter) Resumed(s *session.Session)                        { r.m.Resumed(s) }
+func (r roomRouter) Closed(s *session.Session)                         { r.m.Closed(s) }
 
 // wsHandler connects transport events to sessions.
 type wsHandler struct{ hub *session.Hub }
 
-func (h wsHandler) OnOpen(c *transport.Conn) { c.SetData(h.hub.Open(c)) }
+func (h wsHandler) OnOpen(c *transport.Conn) { h.hub.Open(c) }
 
 func (h wsHandler) OnMessage(c *transport.Conn, msg []byte) {
 	h.hub.Message(c.Data().(*session.Session), msg)
 }
 
-func (h wsHandler) OnClose(c *transport.Conn, _ transport.CloseInfo) {
-	h.hub.Closed(c.Data().(*session.Session))
+func (h wsHandler) OnClose(c *transport.Conn, info transport.CloseInfo) {
+	h.hub.ConnClosed(c.Data().(*session.Session), c, uint16(info.Code), info.ByPeer)
 }

@@ -134,6 +134,17 @@ func (Base) OnTick(Room, time.Duration)             {}
 func (Base) OnLeave(Room, Player, LeaveReason)      {}
 func (Base) OnDispose(Room)                         {}
 
+// Resumer is implemented by handlers that want to hear about dropped
+// connections. Without it a drop is silent until the player resumes (and
+// nothing happens) or the resume window ends (OnLeave with LeaveDropped).
+type Resumer interface {
+	// OnDrop: p's connection was lost; the seat is kept for
+	// RoomConfig.ResumeWindow and what the room sends p is kept for it.
+	OnDrop(r Room, p Player)
+	// OnResume: p is back, and has been sent everything it missed.
+	OnResume(r Room, p Player)
+}
+
 // Player is a seated player. Methods are safe to call from the room's
 // goroutine; a Player stays valid (as a map key, too) after it left.
 type Player interface {
@@ -245,6 +256,9 @@ type RoomConfig struct {
 	// with FilterBy {"mode"}, a player asking for mode "ffa" only lands in
 	// rooms created with mode "ffa".
 	FilterBy []string
+	// ResumeWindow is how long a player whose connection dropped keeps the
+	// seat while the client reconnects and resumes. Zero means 30 s.
+	ResumeWindow time.Duration
 	// InboxSize bounds the room's queue of pending messages and joins;
 	// when full, further messages are refused with 503. Zero means 4096.
 	InboxSize int

@@ -42,13 +42,15 @@ type bot struct {
 	fd  atomic.Int32 // -1 when not connected; set by the connector, cleared by the poller
 	out []byte       // bytes the socket did not take yet (mu)
 
-	phase     atomic.Uint32
-	since     atomic.Int64 // Unix ns of the last phase change that has a timeout
-	gen       atomic.Uint32
-	reconnect atomic.Bool // reconnect after the connection closes (churn)
-	resolved  atomic.Bool // the first connect attempt has succeeded or failed
-	welcomed  atomic.Bool // the current connection received WELCOME
-	hasOut    atomic.Bool // out is not empty
+	phase         atomic.Uint32
+	since         atomic.Int64 // Unix ns of the last phase change that has a timeout
+	gen           atomic.Uint32
+	reconnect     atomic.Bool // reconnect after the connection closes (churn)
+	resolved      atomic.Bool // the first connect attempt has succeeded or failed
+	welcomed      atomic.Bool // the current connection received WELCOME
+	everConnected atomic.Bool
+	inRoom        atomic.Bool // counted in engine.joined
+	hasOut        atomic.Bool // out is not empty
 
 	dialStart atomic.Int64 // Unix ns
 	joinStart atomic.Int64

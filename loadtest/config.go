@@ -70,6 +70,7 @@ type config struct {
 	ChatRate       float64
 	ChurnLife      time.Duration
 	ConnectTimeout time.Duration
+	CPUProfile     string
 
 	// Worker mode: this process runs bots [WorkerOffset, WorkerOffset+Bots)
 	// of a larger run and reports to its parent on stdout.
@@ -103,6 +104,7 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	fs.Float64Var(&c.ChatRate, "chat-rate", 1, "chat messages per second per bot (chat scenario)")
 	fs.DurationVar(&c.ChurnLife, "churn-life", 5*time.Second, "mean time a churn bot stays before it leaves, closes or drops")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 10*time.Second, "time allowed for dial, upgrade and WELCOME, and for JOINED")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the driver's CPU profile to this file (single-process runs)")
 	fs.BoolVar(&c.Worker, "worker", false, "run as a worker process of a multi-process run")
 	fs.IntVar(&c.WorkerOffset, "worker-offset", 0, "global index of this worker's first bot")
 	fs.Usage = func() {

@@ -44,7 +44,7 @@ func expectArray(t *testing.T, m Message) []any {
 		return []any{uint64(m.Version), m.SessionID, m.Node, uint64(m.PingIntervalMs),
 			uint64(m.PingTimeoutMs), uint64(m.MaxMessage), optStr(m.ResumeToken)}
 	case *Ping:
-		return []any{uint64(m.Nonce), uint64(m.RTTMicros)}
+		return []any{uint64(m.Nonce), uint64(m.RTTMicros), m.Ack}
 	case *Pong:
 		return []any{uint64(m.Nonce)}
 	case *ErrorMsg:
@@ -56,7 +56,7 @@ func expectArray(t *testing.T, m Message) []any {
 	case *Resume:
 		return []any{m.SessionID, m.ResumeToken, m.LastSeq, optStr(m.Token)}
 	case *Resumed:
-		return []any{m.SessionID, m.FromSeq}
+		return []any{m.SessionID, m.FromSeq, m.ClientSeq, optStr(m.ResumeToken)}
 	case *Join:
 		return []any{uint64(m.ReqID), uint64(m.Mode), m.Kind, m.RoomID, raw(m.Options)}
 	case *Joined:

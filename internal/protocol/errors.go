@@ -27,6 +27,7 @@ const (
 	CodeRoomFull           Code = 410 // the room has no free seat
 	CodeRoomLocked         Code = 411 // the room accepts no new players
 	CodeTooLarge           Code = 413 // a field or message over its limit
+	CodeResumeFailed       Code = 412 // the session cannot be resumed: start over with HELLO
 	CodeInvalidOptions     Code = 422 // room options rejected
 	CodeUnsupportedVersion Code = 426 // protocol version not spoken
 	CodeHelloRequired      Code = 428 // a message before HELLO
@@ -47,6 +48,7 @@ var codeNames = map[Code]string{
 	CodeRoomFull:           "room_full",
 	CodeRoomLocked:         "room_locked",
 	CodeTooLarge:           "too_large",
+	CodeResumeFailed:       "resume_failed",
 	CodeInvalidOptions:     "invalid_options",
 	CodeUnsupportedVersion: "unsupported_version",
 	CodeHelloRequired:      "hello_required",

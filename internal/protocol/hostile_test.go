@@ -122,7 +122,7 @@ func TestHostileInputs(t *testing.T) {
 		{"ext32_claims_4GiB_in_raw", msg(TypeState, []byte{0x93, 0x00, 0x00, 0xc9, 0xff, 0xff, 0xff, 0xff, 0x01}), CodeBadRequest},
 		{"deep_nesting_10000_in_raw", msg(TypeJoin, []byte{0x95, 0x01, 0x00, 0xa0, 0xa0}, nested(10000)), CodeTooLarge},
 		{"deep_nesting_10000_maps_in_raw", msg(TypeState, []byte{0x93, 0x00, 0x00}, bytes.Repeat([]byte{0x81, 0x00}, 10000), []byte{0xc0}), CodeTooLarge},
-		{"deep_nesting_10000_in_extra", msg(TypePing, []byte{0x93, 0x01, 0x00}, nested(10000)), CodeTooLarge},
+		{"deep_nesting_10000_in_extra", msg(TypePing, []byte{0x94, 0x01, 0x00, 0x00}, nested(10000)), CodeTooLarge},
 		{"nesting_33_in_raw", msg(TypeState, []byte{0x93, 0x00, 0x00}, nested(MaxDepth+1)), CodeTooLarge},
 		{"nesting_33_empty_in_raw", msg(TypeState, []byte{0x93, 0x00, 0x00}, bytes.Repeat([]byte{0x91}, MaxDepth), []byte{0x90}), CodeTooLarge},
 		{"token_over_limit", msg(TypeHello, []byte{0x92, 0x01}, long(MaxTokenLen+1)), CodeTooLarge},

@@ -91,6 +91,10 @@ func (m *Welcome) Decode(body []byte) error {
 type Ping struct {
 	Nonce     uint32 // required
 	RTTMicros uint32 // the sender's latest measured round trip in µs; 0 = unknown
+	// Ack is the sequence number of the last sequenced message the sender
+	// received from the peer (0 = none): the peer may forget everything up
+	// to it. See "Sequence numbers and resume" in docs/protocol.md.
+	Ack uint64
 }
 
 // Type returns [TypePing].
@@ -98,9 +102,10 @@ func (*Ping) Type() MsgType { return TypePing }
 
 // Append appends the whole message to dst.
 func (m *Ping) Append(dst []byte) []byte {
-	dst = append(dst, byte(TypePing>>8), byte(TypePing), mpFixArray|2)
+	dst = append(dst, byte(TypePing>>8), byte(TypePing), mpFixArray|3)
 	dst = AppendUint(dst, uint64(m.Nonce))
-	return AppendUint(dst, uint64(m.RTTMicros))
+	dst = AppendUint(dst, uint64(m.RTTMicros))
+	return AppendUint(dst, m.Ack)
 }
 
 // Decode decodes a PING body without allocating.
@@ -109,6 +114,7 @@ func (m *Ping) Decode(body []byte) error {
 	f.begin(body, "ping", 1)
 	m.Nonce = f.u32("nonce")
 	m.RTTMicros = f.u32("rttUs")
+	m.Ack = f.u64("ack")
 	return f.close()
 }
 
@@ -257,10 +263,15 @@ func (m *Resume) Decode(body []byte) error {
 }
 
 // Resumed (S) confirms a [Resume]; the server replays its messages from
-// sequence number FromSeq on.
+// sequence number FromSeq on. ClientSeq is the number of sequenced
+// messages the server has received from the client on this session: the
+// client re-sends those it sent after that, and no others.
 type Resumed struct {
 	SessionID string // up to MaxIDLen bytes
 	FromSeq   uint64
+	ClientSeq uint64
+	// ResumeToken replaces the one used: a resume token works once.
+	ResumeToken string // up to MaxTokenLen bytes
 }
 
 // Type returns [TypeResumed].
@@ -269,9 +280,11 @@ func (*Resumed) Type() MsgType { return TypeResumed }
 // Append appends the whole message to dst.
 func (m *Resumed) Append(dst []byte) []byte {
 	dst = AppendType(dst, TypeResumed)
-	dst = AppendArrayLen(dst, 2)
+	dst = AppendArrayLen(dst, 4)
 	dst = AppendString(dst, m.SessionID)
-	return AppendUint(dst, m.FromSeq)
+	dst = AppendUint(dst, m.FromSeq)
+	dst = AppendUint(dst, m.ClientSeq)
+	return appendOptString(dst, m.ResumeToken)
 }
 
 // Decode decodes a RESUMED body.
@@ -280,6 +293,8 @@ func (m *Resumed) Decode(body []byte) error {
 	f.begin(body, "resumed", 0)
 	m.SessionID = f.str("sessionID", MaxIDLen)
 	m.FromSeq = f.u64("fromSeq")
+	m.ClientSeq = f.u64("clientSeq")
+	m.ResumeToken = f.str("resumeToken", MaxTokenLen)
 	return f.close()
 }
 

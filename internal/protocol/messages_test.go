@@ -153,7 +153,7 @@ func TestLenientDecoding(t *testing.T) {
 		{"hello_nil_strings", TypeHello, []byte{0x93, 0x01, 0xc0, 0xc0}, &Hello{Version: 1}},
 		{"hello_empty_strings", TypeHello, []byte{0x93, 0x01, 0xa0, 0xa0}, &Hello{Version: 1}},
 		{"kick_nil_reason", TypeKick, []byte{0x92, 0xcd, 0x01, 0x93, 0xc0}, &Kick{Code: 403}},
-		{"ping_extra_fields", TypePing, []byte{0x95, 0x07, 0x08, 0xa1, 'x', 0x92, 0x01, 0x80, 0xd6, 0xff, 1, 2, 3, 4}, &Ping{Nonce: 7, RTTMicros: 8}},
+		{"ping_extra_fields", TypePing, []byte{0x96, 0x07, 0x08, 0x09, 0xa1, 'x', 0x92, 0x01, 0x80, 0xd6, 0xff, 1, 2, 3, 4}, &Ping{Nonce: 7, RTTMicros: 8, Ack: 9}},
 		{"ping_float64_nonce", TypePing, []byte{0x91, 0xcb, 0x40, 0x45, 0, 0, 0, 0, 0, 0}, &Ping{Nonce: 42}},
 		{"ping_float32_nonce", TypePing, []byte{0x91, 0xca, 0x42, 0x28, 0, 0}, &Ping{Nonce: 42}},
 		{"ping_uint64_nonce", TypePing, []byte{0x91, 0xcf, 0, 0, 0, 0, 0, 0, 0, 42}, &Ping{Nonce: 42}},

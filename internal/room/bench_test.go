@@ -60,7 +60,6 @@ func benchRoom(b *testing.B, n int) (*room, []*sink) {
 	return r, sinks
 }
 
-
 func benchmarkBroadcast(b *testing.B, n int) {
 	r, sinks := benchRoom(b, n)
 	body := make([]byte, 0, 40*n)

@@ -108,6 +108,9 @@ func setDefaults(c *game.RoomConfig) error {
 	if c.EmptyTimeout == 0 {
 		c.EmptyTimeout = 30 * time.Second
 	}
+	if c.ResumeWindow == 0 {
+		c.ResumeWindow = 30 * time.Second
+	}
 	if c.ReservationTimeout == 0 {
 		c.ReservationTimeout = 10 * time.Second
 	}
@@ -119,7 +122,7 @@ func setDefaults(c *game.RoomConfig) error {
 		return fmt.Errorf("tick rate %d outside 1..120", c.TickRate)
 	case c.MaxPlayers < 1 || c.MaxPlayers > 4096:
 		return fmt.Errorf("max players %d outside 1..4096", c.MaxPlayers)
-	case c.EmptyTimeout < 0 || c.ReservationTimeout < 0:
+	case c.EmptyTimeout < 0 || c.ReservationTimeout < 0 || c.ResumeWindow < 0:
 		return errors.New("negative timeout")
 	case c.InboxSize < 16:
 		return fmt.Errorf("inbox size %d below 16", c.InboxSize)
@@ -225,6 +228,25 @@ func withReq(err error, reqID uint32) error {
 		return &ReqError{Err: pe, ReqID: reqID}
 	}
 	return err
+}
+
+// Detached tells the engine a member's connection dropped. The seat is
+// kept; it returns how long the member's room type waits for a resume, and
+// false when the member is in no room.
+func (m *Manager) Detached(mb Member) (time.Duration, bool) {
+	p := seatOf(mb)
+	if p == nil {
+		return 0, false
+	}
+	p.room.post(event{kind: evDrop, p: p}, true)
+	return p.room.kind.cfg.ResumeWindow, true
+}
+
+// Resumed tells the engine a detached member is back.
+func (m *Manager) Resumed(mb Member) {
+	if p := seatOf(mb); p != nil {
+		p.room.post(event{kind: evResume, p: p}, true)
+	}
 }
 
 // Closed tells the engine a member's session ended: its seat is given up.

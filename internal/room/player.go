@@ -9,14 +9,15 @@ import (
 // player is a seat in a room; it implements game.Player. Its fields are
 // owned by the room's goroutine except member, which is fixed.
 type player struct {
-	id     string
-	member Member
-	room   *room
-	data   any
-	seated bool // OnJoin accepted and OnLeave not yet called
-	gone   bool // left, or refused at join
-	dirty  bool // has frames queued since the last flush
-	index  int  // position in room.players
+	id      string
+	member  Member
+	room    *room
+	data    any
+	seated  bool // OnJoin accepted and OnLeave not yet called
+	dropped bool // the connection is lost; the seat waits for a resume
+	gone    bool // left, or refused at join
+	dirty   bool // has frames queued since the last flush
+	index   int  // position in room.players
 
 	joining bool           // inside OnJoin: frames for the player are held
 	held    []*frame.Frame // frames sent during OnJoin, released after JOINED

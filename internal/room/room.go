@@ -25,6 +25,8 @@ const (
 	evLeave
 	evCall
 	evDispose
+	evDrop
+	evResume
 )
 
 // event is one entry of a room's inbox.
@@ -234,6 +236,22 @@ func (r *room) handle(ev event) {
 		ev.fn(r)
 	case evDispose:
 		r.disposing = ev.reason
+	case evDrop:
+		if p := ev.p; p.seated && !p.dropped {
+			p.dropped = true
+			if rs, ok := r.handler.(game.Resumer); ok {
+				rs.OnDrop(r, p)
+			}
+			r.presence(p, protocol.PresenceDrop)
+		}
+	case evResume:
+		if p := ev.p; p.seated && p.dropped {
+			p.dropped = false
+			if rs, ok := r.handler.(game.Resumer); ok {
+				rs.OnResume(r, p)
+			}
+			r.presence(p, protocol.PresenceResume)
+		}
 	}
 }
 

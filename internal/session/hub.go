@@ -1,6 +1,7 @@
 package session
 
 import (
+	"crypto/subtle"
 	"errors"
 	"math/rand/v2"
 	"sync"
@@ -25,7 +26,7 @@ type Config struct {
 	// with 4000. Zero means 10 s.
 	PingTimeout time.Duration
 	// HelloTimeout is how long a new connection may take to send HELLO
-	// before it is closed with 4003. Zero means 10 s.
+	// (or RESUME) before it is closed with 4003. Zero means 10 s.
 	HelloTimeout time.Duration
 	// RateLimit is the sustained number of messages per second a session
 	// may send; RateBurst the bucket size. Zero means 50 and 100.
@@ -34,12 +35,27 @@ type Config struct {
 	// MaxRejected is how many messages in a row may be refused by the rate
 	// limit before the session is closed with 1008. Zero means 100.
 	MaxRejected int
-	// MaxBadMessages is how many malformed or refused messages in a row
-	// close the session with 1008. Zero means 20.
+	// MaxBadMessages is how many malformed messages in a row close the
+	// session with 1008. Zero means 20.
 	MaxBadMessages int
 	// MaxMessage is the inbound size limit advertised in WELCOME. Zero means
 	// 64 KiB.
 	MaxMessage int
+	// Authenticator checks tokens. Nil means tokens are refused.
+	Authenticator Authenticator
+	// RequireAuth refuses sessions without a token. False allows anonymous
+	// sessions (a client that sends a token is still authenticated).
+	RequireAuth bool
+	// ResumeWindow is how long a session whose connection dropped waits
+	// for a resume when its room does not say otherwise. Zero means 30 s.
+	ResumeWindow time.Duration
+	// ReplayMessages and ReplayBytes bound a session's buffer of
+	// unacknowledged messages kept for a resume. Zero means 1024 and 1 MiB.
+	ReplayMessages int
+	ReplayBytes    int
+	// MaxResumesPerMinute bounds how often one session may be resumed; a
+	// client reconnecting in a tight loop is refused with 429. Zero means 12.
+	MaxResumesPerMinute int
 	// Logger receives session events. Nil means no logging.
 	Logger *zap.Logger
 }
@@ -48,40 +64,46 @@ func (c *Config) setDefaults() error {
 	if c.Node == "" {
 		c.Node = "local"
 	}
-	if c.PingInterval == 0 {
-		c.PingInterval = 10 * time.Second
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
 	}
-	if c.PingTimeout == 0 {
-		c.PingTimeout = 10 * time.Second
-	}
-	if c.HelloTimeout == 0 {
-		c.HelloTimeout = 10 * time.Second
+	def(&c.PingInterval, 10*time.Second)
+	def(&c.PingTimeout, 10*time.Second)
+	def(&c.HelloTimeout, 10*time.Second)
+	def(&c.ResumeWindow, 30*time.Second)
+	defInt := func(d *int, v int) {
+		if *d == 0 {
+			*d = v
+		}
 	}
 	if c.RateLimit == 0 {
 		c.RateLimit = 50
 	}
-	if c.RateBurst == 0 {
-		c.RateBurst = 100
-	}
-	if c.MaxRejected == 0 {
-		c.MaxRejected = 100
-	}
-	if c.MaxBadMessages == 0 {
-		c.MaxBadMessages = 20
-	}
-	if c.MaxMessage == 0 {
-		c.MaxMessage = 64 << 10
-	}
+	defInt(&c.RateBurst, 100)
+	defInt(&c.MaxRejected, 100)
+	defInt(&c.MaxBadMessages, 20)
+	defInt(&c.MaxMessage, 64<<10)
+	defInt(&c.ReplayMessages, 1024)
+	defInt(&c.ReplayBytes, 1<<20)
+	defInt(&c.MaxResumesPerMinute, 12)
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
 	switch {
 	case c.PingInterval < 10*time.Millisecond || c.PingTimeout < 10*time.Millisecond || c.HelloTimeout < 10*time.Millisecond:
 		return errors.New("session: ping interval, ping timeout and hello timeout must be at least 10ms")
+	case c.ResumeWindow < 0:
+		return errors.New("session: negative resume window")
 	case c.RateLimit < 0 || c.RateBurst < 1 || c.MaxRejected < 1 || c.MaxBadMessages < 1:
 		return errors.New("session: rate limit, burst, max rejected and max bad messages must be positive")
+	case c.ReplayMessages < 1 || c.ReplayBytes < 1 || c.MaxResumesPerMinute < 1:
+		return errors.New("session: replay bounds and resume rate must be positive")
 	case len(c.Node) > protocol.MaxNodeLen:
 		return errors.New("session: node name too long")
+	case c.RequireAuth && c.Authenticator == nil:
+		return errors.New("session: authentication required but no authenticator configured")
 	}
 	return nil
 }
@@ -89,7 +111,12 @@ func (c *Config) setDefaults() error {
 // Stats are the session layer's counters.
 type Stats struct {
 	Active            atomic.Int64
+	Detached          atomic.Int64
 	Opened            atomic.Uint64
+	Resumed           atomic.Uint64
+	ResumeFailed      atomic.Uint64
+	Expired           atomic.Uint64 // detached sessions whose resume window ran out
+	AuthFailed        atomic.Uint64
 	HelloTimeouts     atomic.Uint64
 	HeartbeatTimeouts atomic.Uint64
 	RateLimited       atomic.Uint64
@@ -106,7 +133,8 @@ type Hub struct {
 	stats  Stats
 
 	mu       sync.Mutex
-	sessions map[*Session]struct{}
+	sessions map[*Session]struct{} // every session, for the sweeper
+	byID     map[string]*Session   // sessions past WELCOME, for resumes
 
 	done     chan struct{}
 	stopOnce sync.Once
@@ -126,6 +154,7 @@ func NewHub(cfg Config, router Router) (*Hub, error) {
 		router:   router,
 		log:      cfg.Logger,
 		sessions: make(map[*Session]struct{}),
+		byID:     make(map[string]*Session),
 		done:     make(chan struct{}),
 	}
 	h.wg.Add(1)
@@ -139,20 +168,21 @@ func (h *Hub) Config() Config { return h.cfg }
 // Stats returns the live counters.
 func (h *Hub) Stats() *Stats { return &h.stats }
 
-// Len is the number of open sessions.
+// Len is the number of sessions, pending and detached ones included.
 func (h *Hub) Len() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.sessions)
 }
 
-// Stop ends the heartbeat sweeper. Sessions stay open.
+// Stop ends the heartbeat sweeper. Sessions stay as they are.
 func (h *Hub) Stop() {
 	h.stopOnce.Do(func() { close(h.done) })
 	h.wg.Wait()
 }
 
-// Open creates the session for a new connection. It waits for HELLO.
+// Open creates the session of a new connection. It waits for HELLO or
+// RESUME.
 func (h *Hub) Open(c Conn) *Session {
 	s := &Session{
 		hub:     h,
@@ -160,33 +190,106 @@ func (h *Hub) Open(c Conn) *Session {
 		opened:  time.Now().UnixNano(),
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.RateLimit), h.cfg.RateBurst),
 	}
+	s.buf.maxMsgs, s.buf.maxBytes = h.cfg.ReplayMessages, h.cfg.ReplayBytes
 	h.mu.Lock()
 	h.sessions[s] = struct{}{}
 	h.mu.Unlock()
 	h.stats.Opened.Add(1)
+	c.SetData(s)
 	return s
 }
 
-// Closed ends a session after its connection is gone.
-func (h *Hub) Closed(s *Session) {
+// detachable tells whether a connection that ended with code may be
+// resumed: a drop or a server-side timeout may; a deliberate close, a
+// protocol violation or a refusal may not.
+func detachable(code uint16, byPeer bool) bool {
+	if byPeer {
+		return code != uint16(protocol.CloseNormal)
+	}
+	switch protocol.CloseCode(code) {
+	case protocol.CloseHeartbeatTimeout, protocol.CloseSlowConsumer, protocol.CloseDraining,
+		protocol.CloseGoingAway, protocol.CloseInternalError:
+		return true
+	}
+	return false
+}
+
+// ConnClosed tells the hub that connection c of session s is gone.
+func (h *Hub) ConnClosed(s *Session, c Conn, code uint16, byPeer bool) {
+	s.mu.Lock()
+	if s.conn != c {
+		s.mu.Unlock()
+		return // a connection the session already left for a newer one
+	}
+	s.conn = nil
+	if s.state.Load() != stateActive || !detachable(code, byPeer) {
+		s.mu.Unlock()
+		h.destroy(s)
+		return
+	}
+	s.state.Store(stateDetached)
+	s.detachedAt = time.Now().UnixNano()
+	s.mu.Unlock()
+	h.stats.Active.Add(-1)
+	h.stats.Detached.Add(1)
+	grace, ok := h.router.Detached(s)
+	if !ok {
+		grace = h.cfg.ResumeWindow
+	}
+	s.mu.Lock()
+	s.grace = grace
+	s.mu.Unlock()
+}
+
+// destroy ends a session for good.
+func (h *Hub) destroy(s *Session) {
 	prev := s.state.Swap(stateClosed)
 	if prev == stateClosed {
 		return
 	}
 	h.mu.Lock()
 	delete(h.sessions, s)
+	if s.id != "" && h.byID[s.id] == s {
+		delete(h.byID, s.id)
+	}
 	h.mu.Unlock()
-	if prev == stateActive {
+	s.mu.Lock()
+	s.buf.reset()
+	s.mu.Unlock()
+	switch prev {
+	case stateActive:
 		h.stats.Active.Add(-1)
+	case stateDetached:
+		h.stats.Detached.Add(-1)
+	}
+	if s.id != "" {
 		h.router.Closed(s)
 	}
+}
+
+// sequenced reports whether a client message type counts in the client's
+// sequence (what RESUMED's clientSeq counts).
+func sequenced(t protocol.MsgType) bool {
+	switch t {
+	case protocol.TypeHello, protocol.TypeResume, protocol.TypePing, protocol.TypePong:
+		return false
+	}
+	return true
 }
 
 // Message handles one inbound message of s.
 func (h *Hub) Message(s *Session, msg []byte) {
 	st := s.state.Load()
-	if st == stateClosed {
+	if st == stateClosed || st == stateDetached {
 		return
+	}
+	t, body, err := protocol.Split(msg)
+	if err != nil {
+		h.bad(s, err, 0)
+		return
+	}
+	if st == stateActive && sequenced(t) {
+		s.inSeq.Add(1)
 	}
 	if !s.limiter.Allow() {
 		h.stats.RateLimited.Add(1)
@@ -195,16 +298,10 @@ func (h *Hub) Message(s *Session, msg []byte) {
 			s.Close(protocol.ClosePolicyViolation, "message rate limit exceeded")
 			return
 		}
-		t, _, _ := protocol.Split(msg)
 		s.SendError(errRateLimited, t, 0)
 		return
 	}
 	s.rejectedInRow = 0
-	t, body, err := protocol.Split(msg)
-	if err != nil {
-		h.bad(s, err, 0)
-		return
-	}
 	switch {
 	case t == protocol.TypePing:
 		var p protocol.Ping
@@ -212,11 +309,10 @@ func (h *Hub) Message(s *Session, msg []byte) {
 			h.bad(s, err, t)
 			return
 		}
-		pong := protocol.Pong{Nonce: p.Nonce}
-		f := frame.New()
-		f.B = pong.Append(f.B)
-		_ = s.conn.SendNow(f.Seal())
-		f.Release()
+		if p.Ack != 0 {
+			s.ack(p.Ack)
+		}
+		s.control(&protocol.Pong{Nonce: p.Nonce})
 	case t == protocol.TypePong:
 		var p protocol.Pong
 		if err := p.Decode(body); err != nil {
@@ -227,12 +323,16 @@ func (h *Hub) Message(s *Session, msg []byte) {
 			s.rtt.Store(time.Now().UnixNano() - sent)
 			h.stats.PongsReceived.Add(1)
 		}
-	case t == protocol.TypeHello:
+	case t == protocol.TypeHello || t == protocol.TypeResume:
 		if st != stateAwaitHello {
-			h.bad(s, protocol.NewError(protocol.CodeBadRequest, "hello already received"), t)
+			h.bad(s, protocol.NewError(protocol.CodeBadRequest, t.String()+" after the session started"), t)
 			return
 		}
-		h.hello(s, body)
+		if t == protocol.TypeHello {
+			h.hello(s, body)
+		} else {
+			h.resume(s, body)
+		}
 		return
 	case st == stateAwaitHello:
 		h.bad(s, protocol.NewError(protocol.CodeHelloRequired, "send hello first"), t)
@@ -262,7 +362,7 @@ func (h *Hub) Message(s *Session, msg []byte) {
 var errRateLimited = protocol.NewError(protocol.CodeRateLimited, "message rate limit exceeded, message dropped")
 
 // bad answers a refused message with ERROR and closes the session once too
-// many arrive in a row.
+// many malformed ones arrive in a row.
 func (h *Hub) bad(s *Session, err error, t protocol.MsgType) { h.badReq(s, err, t, 0) }
 
 func (h *Hub) badReq(s *Session, err error, t protocol.MsgType, reqID uint32) {
@@ -283,6 +383,40 @@ func (h *Hub) badReq(s *Session, err error, t protocol.MsgType, reqID uint32) {
 	}
 }
 
+// authenticate checks a token against the configuration.
+func (h *Hub) authenticate(token string) (Identity, error) {
+	switch {
+	case token == "" && h.cfg.RequireAuth:
+		return Identity{}, ErrTokenMissing
+	case token == "":
+		return Identity{}, nil // anonymous
+	case h.cfg.Authenticator == nil:
+		return Identity{}, ErrNoAuth
+	}
+	id, err := h.cfg.Authenticator.Authenticate(token)
+	if err != nil {
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			pe = protocol.NewError(protocol.CodeUnauthorized, "invalid token")
+		}
+		return Identity{}, pe
+	}
+	if id.UserID == "" {
+		return Identity{}, ErrTokenClaims
+	}
+	return id, nil
+}
+
+func (h *Hub) refuseAuth(s *Session, err error, t protocol.MsgType) {
+	h.stats.AuthFailed.Add(1)
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		pe = protocol.NewError(protocol.CodeUnauthorized, err.Error())
+	}
+	s.SendError(pe, t, 0)
+	s.Close(protocol.CloseUnauthorized, pe.Message)
+}
+
 func (h *Hub) hello(s *Session, body []byte) {
 	var m protocol.Hello
 	if err := m.Decode(body); err != nil {
@@ -294,32 +428,160 @@ func (h *Hub) hello(s *Session, body []byte) {
 		s.Close(protocol.CloseUnsupportedVersion, "unsupported protocol version")
 		return
 	}
-	s.id = newSessionID()
+	id, err := h.authenticate(m.Token)
+	if err != nil {
+		h.refuseAuth(s, err, protocol.TypeHello)
+		return
+	}
+	s.userID, s.claims = id.UserID, id.Claims
+	if !id.Expires.IsZero() {
+		s.expires.Store(id.Expires.UnixNano())
+	}
+	s.id = newToken(16)
+	s.token = newToken(32)
 	s.client = m.Client
-	if !s.state.CompareAndSwap(stateAwaitHello, stateActive) {
+	h.mu.Lock()
+	h.byID[s.id] = s
+	h.mu.Unlock()
+	s.mu.Lock()
+	ok := s.state.CompareAndSwap(stateAwaitHello, stateActive)
+	s.mu.Unlock()
+	if !ok {
 		return // closed meanwhile
 	}
 	h.stats.Active.Add(1)
-	// The first ping lands at a random point in the first interval, so
-	// sessions that connected together do not ping together.
-	iv := int64(h.cfg.PingInterval)
-	s.nextPing.Store(time.Now().UnixNano() + iv/2 + rand.Int64N(iv/2+1))
-	_ = s.SendMessage(&protocol.Welcome{
+	h.schedulePing(s)
+	s.control(&protocol.Welcome{
 		Version:        protocol.Version,
 		SessionID:      s.id,
 		Node:           h.cfg.Node,
 		PingIntervalMs: uint32(h.cfg.PingInterval / time.Millisecond),
 		PingTimeoutMs:  uint32(h.cfg.PingTimeout / time.Millisecond),
 		MaxMessage:     uint32(h.cfg.MaxMessage),
+		ResumeToken:    s.token,
 	})
 	s.badInRow = 0
 }
 
+// schedulePing puts the first ping at a random point in the first
+// interval, so sessions that connected together do not ping together.
+func (h *Hub) schedulePing(s *Session) {
+	iv := int64(h.cfg.PingInterval)
+	s.nextPing.Store(time.Now().UnixNano() + iv/2 + rand.Int64N(iv/2+1))
+}
+
+var errResume = protocol.NewError(protocol.CodeResumeFailed, "session cannot be resumed: start a new one with hello")
+
+// resume moves the connection of the pending session p to the session it
+// names, replays what the client missed and tells the room the player is
+// back.
+func (h *Hub) resume(p *Session, body []byte) {
+	var m protocol.Resume
+	if err := m.Decode(body); err != nil {
+		h.bad(p, err, protocol.TypeResume)
+		return
+	}
+	fail := func(e *protocol.Error) {
+		h.stats.ResumeFailed.Add(1)
+		p.SendError(e, protocol.TypeResume, 0)
+	}
+	h.mu.Lock()
+	s := h.byID[m.SessionID]
+	h.mu.Unlock()
+	var token string
+	if s != nil {
+		s.mu.Lock()
+		token = s.token
+		s.mu.Unlock()
+	}
+	if s == nil || subtle.ConstantTimeCompare([]byte(token), []byte(m.ResumeToken)) != 1 {
+		fail(errResume)
+		return
+	}
+	if s.userID != "" {
+		id, err := h.authenticate(m.Token)
+		if err == nil && id.UserID != s.userID {
+			err = protocol.NewError(protocol.CodeForbidden, "token is for another user")
+		}
+		if err == nil && id.UserID == "" {
+			err = ErrTokenMissing
+		}
+		if err != nil {
+			h.refuseAuth(p, err, protocol.TypeResume)
+			return
+		}
+		if !id.Expires.IsZero() {
+			s.expires.Store(id.Expires.UnixNano())
+		}
+	}
+	s.mu.Lock()
+	st := s.state.Load()
+	var why *protocol.Error
+	switch {
+	case st == stateClosed:
+		why = errResume
+	case m.LastSeq > s.outSeq:
+		why = protocol.NewError(protocol.CodeBadRequest, "lastSeq is ahead of what the server sent")
+	case !s.buf.covers(m.LastSeq, s.outSeq):
+		why = protocol.NewError(protocol.CodeResumeFailed, "messages after lastSeq are no longer held: start a new session")
+	case !h.allowResume(s):
+		why = protocol.NewError(protocol.CodeRateLimited, "resumed too often: wait before reconnecting")
+	}
+	if why != nil {
+		s.mu.Unlock()
+		fail(why)
+		return
+	}
+	old := s.conn
+	c := p.conn
+	s.conn = c
+	c.SetData(s)
+	// RESUMED, then every message after lastSeq, then live traffic: the lock
+	// keeps room sends out until the replay is queued.
+	f := frame.New()
+	s.token = newToken(32) // a resume token works once
+	resumed := protocol.Resumed{SessionID: s.id, FromSeq: m.LastSeq + 1, ClientSeq: s.inSeq.Load(), ResumeToken: s.token}
+	f.B = resumed.Append(f.B)
+	_ = c.Send(f.Seal())
+	f.Release()
+	s.buf.each(m.LastSeq, func(f *frame.Frame) { _ = c.Send(f) })
+	s.state.Store(stateActive)
+	s.mu.Unlock()
+	c.Flush()
+
+	// The pending session has handed its connection over.
+	p.mu.Lock()
+	p.conn = nil
+	p.mu.Unlock()
+	h.destroy(p)
+	h.stats.Resumed.Add(1)
+	if st == stateDetached {
+		h.stats.Detached.Add(-1)
+		h.stats.Active.Add(1)
+		h.router.Resumed(s)
+	}
+	h.schedulePing(s)
+	if old != nil {
+		old.Close(uint16(protocol.CloseNormal), "session resumed on another connection")
+	}
+}
+
+// allowResume takes a token from s's resume bucket (MaxResumesPerMinute,
+// refilled evenly over the minute). Lock must be held.
+func (h *Hub) allowResume(s *Session) bool {
+	if s.resumes == nil {
+		n := h.cfg.MaxResumesPerMinute
+		s.resumes = rate.NewLimiter(rate.Every(time.Minute/time.Duration(n)), n)
+	}
+	return s.resumes.Allow()
+}
+
 // sweep runs the heartbeats: it pings sessions that are due, closes those
-// silent too long, and closes connections that never said HELLO.
+// silent too long or whose token expired, closes connections that never
+// said HELLO, and ends detached sessions whose resume window ran out.
 func (h *Hub) sweep() {
 	defer h.wg.Done()
-	period := min(time.Second, h.cfg.PingInterval/4, h.cfg.HelloTimeout/4, h.cfg.PingTimeout/4)
+	period := min(time.Second, h.cfg.PingInterval/4, h.cfg.HelloTimeout/4, h.cfg.PingTimeout/4, max(h.cfg.ResumeWindow/4, 10*time.Millisecond))
 	t := time.NewTicker(period)
 	defer t.Stop()
 	var batch []*Session
@@ -351,13 +613,33 @@ func (h *Hub) sweepSessions(now int64, sessions []*Session) {
 				s.Close(protocol.CloseHelloTimeout, "hello timeout")
 			}
 		case stateActive:
-			if now-s.conn.LastActive().UnixNano() > silentMax {
+			if exp := s.expires.Load(); exp != 0 && now > exp {
+				h.stats.AuthFailed.Add(1)
+				s.SendError(ErrTokenExpired, 0, 0)
+				s.Close(protocol.CloseUnauthorized, "token expired")
+				continue
+			}
+			s.mu.Lock()
+			c := s.conn
+			s.mu.Unlock()
+			if c == nil {
+				continue
+			}
+			if now-c.LastActive().UnixNano() > silentMax {
 				h.stats.HeartbeatTimeouts.Add(1)
 				s.Close(protocol.CloseHeartbeatTimeout, "heartbeat timeout")
 				continue
 			}
 			if now >= s.nextPing.Load() {
 				h.ping(s, now)
+			}
+		case stateDetached:
+			s.mu.Lock()
+			expired := now-s.detachedAt > int64(s.grace)
+			s.mu.Unlock()
+			if expired {
+				h.stats.Expired.Add(1)
+				h.destroy(s)
 			}
 		}
 	}
@@ -367,12 +649,26 @@ func (h *Hub) ping(s *Session, now int64) {
 	n := s.pingNonce.Add(1)
 	s.pingSentAt.Store(now)
 	s.nextPing.Store(now + int64(h.cfg.PingInterval))
-	p := protocol.Ping{Nonce: n, RTTMicros: uint32(min(s.rtt.Load()/1000, 1<<32-1))}
-	f := frame.New()
-	f.B = p.Append(f.B)
-	_ = s.conn.SendNow(f.Seal())
-	f.Release()
+	s.control(&protocol.Ping{Nonce: n, RTTMicros: uint32(min(s.rtt.Load()/1000, 1<<32-1)), Ack: s.inSeq.Load()})
 	h.stats.PingsSent.Add(1)
+}
+
+// Shutdown closes every session's connection with code and ends the
+// detached ones.
+func (h *Hub) Shutdown(code protocol.CloseCode, reason string) {
+	h.mu.Lock()
+	all := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		all = append(all, s)
+	}
+	h.mu.Unlock()
+	for _, s := range all {
+		if s.state.Load() == stateDetached {
+			h.destroy(s)
+		} else {
+			s.Close(code, reason)
+		}
+	}
 }
 
 // noRooms is the Router of a server without a room engine.
@@ -385,4 +681,6 @@ func (noRooms) Route(s *Session, t protocol.MsgType, body []byte) error {
 	return protocol.NewError(protocol.CodeRoomNotFound, "no room types are registered")
 }
 
-func (noRooms) Closed(*Session) {}
+func (noRooms) Detached(*Session) (time.Duration, bool) { return 0, false }
+func (noRooms) Resumed(*Session)                        {}
+func (noRooms) Closed(*Session)                         {}

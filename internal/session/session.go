@@ -3,6 +3,8 @@ package session
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,49 +14,75 @@ import (
 )
 
 // Conn is what a session needs from its transport. Send and Flush never
-// block on the network; Close starts an orderly close.
+// block on the network; Close starts an orderly close. SetData binds the
+// connection to a session (a resume moves a connection to the session it
+// resumes).
 type Conn interface {
 	Send(f *frame.Frame) error
 	SendNow(f *frame.Frame) error
 	Flush()
 	Close(code uint16, reason string)
 	LastActive() time.Time
+	SetData(v any)
 }
 
 // Router handles what the session layer does not: room operations (JOIN,
-// LEAVE, LIST) and game messages. It is called on the session's transport
-// goroutine, one message at a time per session, after HELLO.
+// LEAVE, LIST) and game messages. Route is called on the session's
+// transport goroutine, one message at a time per session, after HELLO.
 type Router interface {
 	// Route handles one message. body is only valid until Route returns.
 	// A returned *protocol.Error is sent to the client as ERROR; any other
 	// error is reported as an internal error.
 	Route(s *Session, t protocol.MsgType, body []byte) error
+	// Detached is called when an active session lost its connection. It
+	// returns how long the session may wait for a resume, and false to use
+	// the hub's default.
+	Detached(s *Session) (time.Duration, bool)
+	// Resumed is called when a detached session has a connection again.
+	Resumed(s *Session)
 	// Closed is called once when the session ends, after its last Route.
 	Closed(s *Session)
 }
 
 // Session states.
 const (
-	stateAwaitHello uint32 = iota
-	stateActive
-	stateClosed
+	stateAwaitHello uint32 = iota // connected, no HELLO or RESUME yet
+	stateActive                   // attached to a connection
+	stateDetached                 // connection lost; waiting for a resume
+	stateClosed                   // gone
 )
 
-// Session is one player's connection to the server.
+// ErrClosed is returned by Send on a closed session.
+var ErrClosed = errors.New("session: closed")
+
+// Session is one player's presence on the server, across the connections
+// that carry it.
 type Session struct {
 	hub     *Hub
-	conn    Conn
-	id      string
-	opened  int64 // Unix nanoseconds
+	id      string // set at WELCOME; fixed after
+	token   string // resume token
+	opened  int64  // Unix nanoseconds
 	state   atomic.Uint32
 	limiter *rate.Limiter
+	userID  string
+	claims  map[string]any
+	expires atomic.Int64 // Unix nanoseconds; 0 = never
+
+	// Guarded by mu: the connection and the outbound sequence.
+	mu         sync.Mutex
+	conn       Conn
+	outSeq     uint64 // last sequence number sent
+	buf        replay
+	detachedAt int64
+	grace      time.Duration
+	resumes    *rate.Limiter // made at the first resume
+
+	inSeq atomic.Uint64 // sequenced messages received from the client
 
 	// Touched only by the goroutine that delivers this session's messages.
 	rejectedInRow int
 	badInRow      int
 	client        string
-	userID        string
-	claims        map[string]any
 
 	// Heartbeat: the sweeper writes pings, the message goroutine reads pongs.
 	nextPing   atomic.Int64 // Unix nanoseconds
@@ -78,8 +106,12 @@ func (s *Session) Claims() map[string]any { return s.claims }
 // or 0 before the first pong.
 func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
 
-// Active reports whether the session completed HELLO and is not closed.
+// Active reports whether the session completed HELLO and has a connection.
 func (s *Session) Active() bool { return s.state.Load() == stateActive }
+
+// Connected reports whether the session has a connection (it may be
+// waiting for a resume otherwise).
+func (s *Session) Connected() bool { return s.state.Load() == stateActive }
 
 // Data returns the router's value stored with SetData.
 func (s *Session) Data() any {
@@ -92,39 +124,97 @@ func (s *Session) Data() any {
 // SetData stores a value of the router's with the session.
 func (s *Session) SetData(v any) { s.data.Store(&v) }
 
-// Send queues a sealed frame; it goes out at the next Flush. It is safe for
-// concurrent use and never blocks.
-func (s *Session) Send(f *frame.Frame) error { return s.conn.Send(f) }
+// Send queues a sealed frame as the session's next sequenced message: it is
+// kept for replay until the client acknowledges it, and goes out at the
+// next Flush if a connection is attached. It is safe for concurrent use and
+// never blocks.
+func (s *Session) Send(f *frame.Frame) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state.Load() {
+	case stateClosed:
+		return ErrClosed
+	case stateAwaitHello:
+		// Before WELCOME nothing is sequenced (errors about the handshake).
+		return s.conn.Send(f)
+	}
+	s.outSeq++
+	s.buf.push(s.outSeq, f)
+	if s.conn == nil {
+		return nil // detached: kept for the resume
+	}
+	return s.conn.Send(f)
+}
 
 // Flush writes what Send queued.
-func (s *Session) Flush() { s.conn.Flush() }
+func (s *Session) Flush() {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c != nil {
+		c.Flush()
+	}
+}
 
-// SendMessage encodes m into a new frame and writes it at once.
+// SendMessage encodes m as the next sequenced message and flushes it.
 func (s *Session) SendMessage(m protocol.Message) error {
 	f := frame.New()
 	f.B = m.Append(f.B)
-	err := s.conn.SendNow(f.Seal())
+	err := s.Send(f.Seal())
 	f.Release()
+	s.Flush()
 	return err
 }
 
 // SendError sends an ERROR message. ref is the type of the message that
 // caused it (0 for none) and reqID the request it answers (0 for none).
 func (s *Session) SendError(e *protocol.Error, ref protocol.MsgType, reqID uint32) {
-	m := protocol.ErrorMsg{Code: e.Code, Message: e.Message, Ref: ref, ReqID: reqID}
+	_ = s.SendMessage(&protocol.ErrorMsg{Code: e.Code, Message: e.Message, Ref: ref, ReqID: reqID})
+}
+
+// control sends an unsequenced message (PING, PONG, WELCOME, RESUMED) on
+// the current connection at once.
+func (s *Session) control(m protocol.Message) {
 	f := frame.New()
 	f.B = m.Append(f.B)
-	_ = s.conn.SendNow(f.Seal())
+	f.Seal()
+	s.mu.Lock()
+	if c := s.conn; c != nil {
+		_ = c.SendNow(f)
+	}
+	s.mu.Unlock()
 	f.Release()
 }
 
-// Close ends the session with a WebSocket close code and reason.
+// Close ends the session's connection with a close code. Whether the
+// session then waits for a resume depends on the code (see detachable).
 func (s *Session) Close(code protocol.CloseCode, reason string) {
-	s.conn.Close(uint16(code), reason)
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c != nil {
+		c.Close(uint16(code), reason)
+	}
 }
 
-func newSessionID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+// Kick sends KICK and closes the connection with 4502; the session does
+// not wait for a resume.
+func (s *Session) Kick(code protocol.Code, reason string) {
+	s.control(&protocol.Kick{Code: code, Reason: reason})
+	s.Close(protocol.CloseKicked, reason)
+}
+
+// ack forgets replayable messages up to seq (the client's PING ack).
+func (s *Session) ack(seq uint64) {
+	s.mu.Lock()
+	if seq <= s.outSeq {
+		s.buf.ack(seq)
+	}
+	s.mu.Unlock()
+}
+
+func newToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gobwas/ws"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 )
 
 // Handler receives the events of every connection. Callbacks for one
@@ -67,6 +68,11 @@ type Config struct {
 	// without an Origin header (not a browser) is always allowed. Empty means
 	// only the origin whose host equals the request's Host.
 	AllowedOrigins []string
+	// HandshakeRate is the upgrades per second one IP address may make,
+	// HandshakeBurst the bucket size; over it, upgrades get 429. Zero rate
+	// means no limit; zero burst means twice the rate.
+	HandshakeRate  float64
+	HandshakeBurst int
 	// Workers is the number of goroutines reading frames. Zero means
 	// 2 x GOMAXPROCS.
 	Workers int
@@ -128,11 +134,12 @@ const (
 	RejectFull                          // 503: MaxConns reached
 	RejectDraining                      // 503: the server is shutting down
 	RejectHandshake                     // 400/426: a malformed upgrade request
+	RejectRate                          // 429: too many upgrades per second from the address
 	numRejectReasons
 )
 
 func (r RejectReason) String() string {
-	return [...]string{"origin", "per_ip", "full", "draining", "handshake"}[r]
+	return [...]string{"origin", "per_ip", "full", "draining", "handshake", "rate"}[r]
 }
 
 // RejectReasons lists every reason, for metrics.
@@ -177,9 +184,20 @@ type Server struct {
 	stopOnce sync.Once
 	done     chan struct{}
 
-	ipMu  sync.Mutex
-	perIP map[netip.Addr]int32
+	ipMu   sync.Mutex
+	perIP  map[netip.Addr]int32
+	ipRate map[netip.Addr]*ipLimiter
 }
+
+// ipLimiter is one address's upgrade-rate bucket.
+type ipLimiter struct {
+	lim  *rate.Limiter
+	last time.Time
+}
+
+// maxRateEntries bounds the upgrade-rate table; past it, idle entries are
+// dropped early.
+const maxRateEntries = 1 << 16
 
 // New starts the poller and workers. Call Shutdown to stop them.
 func New(cfg Config, h Handler) (*Server, error) {
@@ -205,6 +223,10 @@ func New(cfg Config, h Handler) (*Server, error) {
 		conns:   make([]atomic.Pointer[Conn], limit),
 		done:    make(chan struct{}),
 		perIP:   make(map[netip.Addr]int32),
+		ipRate:  make(map[netip.Addr]*ipLimiter),
+	}
+	if cfg.HandshakeRate > 0 && cfg.HandshakeBurst == 0 {
+		s.cfg.HandshakeBurst = max(1, int(2*cfg.HandshakeRate))
 	}
 	s.upgrader = ws.HTTPUpgrader{Timeout: cfg.HandshakeTimeout}
 	p, err := newPoller(s)
@@ -240,6 +262,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
 	ip := remote.Addr().Unmap()
+	if !s.allowRate(ip) {
+		s.reject(w, RejectRate, http.StatusTooManyRequests, "too many connection attempts from this address: retry later")
+		return
+	}
 	if s.stats.Open.Add(1) > int64(s.cfg.MaxConns) {
 		s.stats.Open.Add(-1)
 		s.reject(w, RejectFull, http.StatusServiceUnavailable, "server is full")
@@ -317,6 +343,36 @@ func (s *Server) originAllowed(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// allowRate takes a token from ip's upgrade-rate bucket.
+func (s *Server) allowRate(ip netip.Addr) bool {
+	if s.cfg.HandshakeRate <= 0 {
+		return true
+	}
+	now := time.Now()
+	s.ipMu.Lock()
+	defer s.ipMu.Unlock()
+	l := s.ipRate[ip]
+	if l == nil {
+		if len(s.ipRate) >= maxRateEntries {
+			s.pruneRateLocked(now, 0)
+		}
+		l = &ipLimiter{lim: rate.NewLimiter(rate.Limit(s.cfg.HandshakeRate), s.cfg.HandshakeBurst)}
+		s.ipRate[ip] = l
+	}
+	l.last = now
+	return l.lim.AllowN(now, 1)
+}
+
+// pruneRateLocked forgets addresses idle for longer than idle. ipMu must be
+// held.
+func (s *Server) pruneRateLocked(now time.Time, idle time.Duration) {
+	for ip, l := range s.ipRate {
+		if now.Sub(l.last) >= idle {
+			delete(s.ipRate, ip)
+		}
+	}
 }
 
 func (s *Server) acquireIP(ip netip.Addr) bool {
@@ -403,6 +459,11 @@ func (s *Server) sweep() {
 			return
 		case now := <-t.C:
 			s.sweepOnce(now.UnixNano())
+			if now.Second() == 0 {
+				s.ipMu.Lock()
+				s.pruneRateLocked(now, time.Minute)
+				s.ipMu.Unlock()
+			}
 		}
 	}
 }

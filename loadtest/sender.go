@@ -1,0 +1,214 @@
+package main
+
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/gameserver/gameserver/internal/protocol"
+)
+
+// wheelSlots is how many groups a sender splits its bots into; one group
+// is visited per tick, so each bot is visited once per cycle and the
+// sends of many bots are spread over the cycle instead of bunched.
+const wheelSlots = 10
+
+// clientPingEvery is how often a bot pings the server.
+const clientPingEvery = 5 * time.Second
+
+// closeGrace is how long a close handshake may take before the driver
+// ends the connection without it.
+const closeGrace = 3 * time.Second
+
+// sender drives the timed behaviour of a share of the bots: inputs, chat
+// messages, client pings, churn, and timeouts. One goroutine serves many
+// bots, so a bot costs no goroutine and no timer.
+type sender struct {
+	e     *engine
+	slots [wheelSlots][]int32
+	c     *counters
+	wbuf  []byte
+	fbuf  []byte
+	dirs  [16][2]float32
+}
+
+func newSender(e *engine) *sender {
+	s := &sender{e: e, c: new(counters), wbuf: make([]byte, 0, 256), fbuf: make([]byte, 0, 256+maxClientFrameHeader)}
+	for i := range s.dirs {
+		a := float64(i) * 2 * math.Pi / float64(len(s.dirs))
+		s.dirs[i] = [2]float32{float32(math.Cos(a)), float32(math.Sin(a))}
+	}
+	return s
+}
+
+// cycle is the time between two visits of the same bot.
+func (e *engine) cycle() time.Duration {
+	switch e.cfg.Scenario {
+	case scenarioArena, scenarioChurn:
+		return time.Second / time.Duration(e.cfg.InputHz)
+	case scenarioChat:
+		return 50 * time.Millisecond
+	}
+	return 250 * time.Millisecond
+}
+
+// run visits one slot of bots per tick until stop is closed.
+func (s *sender) run(stop <-chan struct{}, done chan<- struct{}) {
+	defer func() { done <- struct{}{} }()
+	t := time.NewTicker(s.e.cycle() / wheelSlots)
+	defer t.Stop()
+	slot := 0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now().UnixNano()
+		for _, i := range s.slots[slot] {
+			s.visit(&s.e.bots[i], now)
+		}
+		slot = (slot + 1) % wheelSlots
+	}
+}
+
+// visit does whatever is due for one bot.
+func (s *sender) visit(b *bot, now int64) {
+	e := s.e
+	if g := b.gen.Load(); g != b.senderGen {
+		// A new connection: start its timers afresh, at random offsets so
+		// that bots that connected together do not act together.
+		b.senderGen = g
+		b.nextPing = now + rand.Int64N(int64(clientPingEvery))
+		b.nextChat = now + rand.Int64N(int64(float64(time.Second)/e.cfg.ChatRate))
+		b.lifeEnd = 0
+	}
+	if b.hasOut.Load() {
+		b.flush(s.c)
+	}
+	ph := b.phase.Load()
+	switch ph {
+	case phaseIdle, phaseConnecting, phaseDead:
+		return
+	case phaseAwaitWelcome:
+		if now-b.since.Load() > int64(e.cfg.ConnectTimeout) {
+			e.errs.add("welcome_timeout")
+			s.closeConn(b, now)
+		}
+		return
+	case phaseClosing:
+		if now-b.since.Load() > int64(closeGrace) {
+			b.shutdown()
+		}
+		return
+	case phaseJoining:
+		if now-b.joinStart.Load() > int64(e.cfg.ConnectTimeout) {
+			e.errs.add("join_timeout")
+			s.closeConn(b, now)
+			return
+		}
+	case phaseLeaving:
+		if now-b.since.Load() > int64(e.cfg.ConnectTimeout) {
+			e.errs.add("leave_timeout")
+			s.closeConn(b, now)
+			return
+		}
+	}
+	if now >= b.nextPing {
+		b.nextPing = now + int64(clientPingEvery)
+		n := b.pingNonce.Add(1)
+		b.pingSent.Store(time.Now().UnixNano())
+		m := protocol.Ping{Nonce: n}
+		if s.send(b, m.Append(s.wbuf[:0])) {
+			s.c.add(cPingsSent, 1)
+		}
+	}
+	if ph == phaseInRoom {
+		switch e.cfg.Scenario {
+		case scenarioArena, scenarioChurn:
+			s.input(b)
+		case scenarioChat:
+			if now >= b.nextChat {
+				b.nextChat += int64(float64(time.Second) / e.cfg.ChatRate)
+				if b.nextChat < now {
+					b.nextChat = now // fell behind: do not burst to catch up
+				}
+				s.chat(b)
+			}
+		}
+	}
+	if e.cfg.Scenario == scenarioChurn && (ph == phaseInRoom || ph == phaseReady) {
+		s.churn(b, ph, now)
+	}
+}
+
+// input sends the next arena input.
+func (s *sender) input(b *bot) {
+	seq := b.seq.Load() + 1
+	d := s.dirs[(seq/8+uint32(b.idx))%uint32(len(s.dirs))]
+	m := protocol.ArenaInput{Seq: seq, DX: d[0], DY: d[1]}
+	msg := m.Append(s.wbuf[:0])
+	b.sent[seq%seqRing].Store(time.Now().UnixNano())
+	b.seq.Store(seq)
+	if s.send(b, msg) {
+		s.c.add(cInputsSent, 1)
+	}
+}
+
+// chat sends a chat message whose text carries its send time.
+func (s *sender) chat(b *bot) {
+	var text [32]byte
+	t := append(text[:0], chatStamp...)
+	t = strconv.AppendInt(t, time.Now().UnixNano(), 10)
+	msg := protocol.AppendType(s.wbuf[:0], typeChatSend)
+	msg = protocol.AppendArrayLen(msg, 1)
+	msg = protocol.AppendBytesAsString(msg, t)
+	if s.send(b, msg) {
+		s.c.add(cChatSent, 1)
+	}
+}
+
+// churn ends a bot's stay when its time is up: in turn it leaves the room
+// and joins again, closes the connection and reconnects, or drops the
+// connection without a close frame and reconnects.
+func (s *sender) churn(b *bot, ph uint32, now int64) {
+	if b.lifeEnd == 0 {
+		life := float64(s.e.cfg.ChurnLife) * (0.5 + rand.Float64())
+		b.lifeEnd = now + int64(life)
+		return
+	}
+	if now < b.lifeEnd {
+		return
+	}
+	b.lifeEnd = 0
+	b.cycles++
+	switch {
+	case b.cycles%3 == 1 && ph == phaseInRoom:
+		b.setPhase(phaseLeaving, now)
+		m := protocol.Leave{ReqID: b.reqID.Add(1)}
+		if s.send(b, m.Append(s.wbuf[:0])) {
+			s.c.add(cLeaves, 1)
+		}
+	case b.cycles%3 == 2:
+		s.c.add(cDrops, 1)
+		b.setPhase(phaseClosing, now)
+		b.shutdown()
+	default:
+		s.c.add(cCloses, 1)
+		s.closeConn(b, now)
+	}
+}
+
+// closeConn starts the close handshake of a bot's connection.
+func (s *sender) closeConn(b *bot, now int64) {
+	b.setPhase(phaseClosing, now)
+	s.fbuf = appendCloseFrame(s.fbuf[:0], 1000, "")
+	b.write(s.fbuf, s.c)
+}
+
+// send frames and writes one message.
+func (s *sender) send(b *bot, msg []byte) bool {
+	s.fbuf = appendClientFrame(s.fbuf[:0], opBinary, msg)
+	return b.write(s.fbuf, s.c)
+}
