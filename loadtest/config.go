@@ -419,7 +419,8 @@ func ephemeralPorts() int {
 }
 
 // workerArgs is the command line of one worker process running bots
-// [offset, offset+bots) at its share of the ramp.
+// [offset, offset+bots) at its share of the ramp. The token is not on it:
+// command lines are visible to every user of the machine.
 func (c *config) workerArgs(bots, offset int, ramp float64) []string {
 	args := []string{
 		"--worker",
@@ -444,10 +445,7 @@ func (c *config) workerArgs(bots, offset int, ramp float64) []string {
 		}
 		args = append(args, "--source="+strings.Join(s, ","))
 	}
-	if c.Token != "" {
-		args = append(args, "--token="+c.Token)
-	}
-	return args
+	return args // the token travels in the environment (tokenEnv)
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
