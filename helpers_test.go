@@ -12,24 +12,29 @@ import (
 	"github.com/gameserver/gameserver"
 )
 
-// metric scrapes one unlabelled metric from the server's /metrics.
+// metric scrapes a metric from the server's /metrics: its value, or the
+// sum over its labels.
 func metric(t *testing.T, srv *gameserver.Server, name string) float64 {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	sc := bufio.NewScanner(rec.Body)
+	found, sum := false, 0.0
 	for sc.Scan() {
 		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			v, err := strconv.ParseFloat(rest, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
 		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found, sum = true, sum+v
 	}
-	t.Fatalf("metric %s not found", name)
-	return 0
+	if !found {
+		t.Fatalf("metric %s not found", name)
+	}
+	return sum
 }
 
 func waitFor(t *testing.T, cond func() bool) {

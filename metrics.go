@@ -25,7 +25,16 @@ func registerMetrics(s *Server) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gameserver", Name: name, Help: help},
 			func() float64 { return float64(v.Load()) }))
 	}
-	gauge("connections", "Open WebSocket connections.", &ts.Open)
+	conns := prometheus.NewDesc("gameserver_connections", "Open connections, by transport (ws: WebSocket; sse: the HTTP fallback).", []string{"transport"}, nil)
+	reg.MustRegister(collectorFunc{desc: conns, collect: func(ch chan<- prometheus.Metric) {
+		ch <- prometheus.MustNewConstMetric(conns, prometheus.GaugeValue, float64(ts.Open.Load()), "ws")
+		ch <- prometheus.MustNewConstMetric(conns, prometheus.GaugeValue, float64(s.sseStats.Open.Load()), "sse")
+	}})
+	ss := s.sseStats
+	counter("sse_streams_total", "HTTP fallback connections opened (open requests and stream reconnects).", &ss.Accepted)
+	counter("sse_messages_in_total", "Messages received in fallback POSTs.", &ss.MessagesIn)
+	counter("sse_events_out_total", "Events written to fallback streams.", &ss.FramesOut)
+	counter("sse_bytes_out_total", "Bytes written to fallback streams.", &ss.BytesOut)
 	counter("connections_accepted_total", "WebSocket upgrades accepted.", &ts.Accepted)
 	counter("messages_in_total", "Complete messages received.", &ts.MessagesIn)
 	counter("bytes_in_total", "Bytes received on WebSocket connections.", &ts.BytesIn)

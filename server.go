@@ -32,6 +32,8 @@ type Server struct {
 	ws       *transport.Server
 	hub      *session.Hub
 	rooms    *room.Manager
+	fb       *fallback
+	sseStats *transport.Stats
 	http     *http.Server
 	registry *prometheus.Registry
 	ready    atomic.Bool
@@ -47,7 +49,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Node == "" {
 		cfg.Node, _ = os.Hostname()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, served: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, served: make(chan struct{}), sseStats: new(transport.Stats)}
+	s.fb = newFallback(s)
 	s.registry = prometheus.NewRegistry()
 	s.rooms = room.NewManager(room.Config{Node: cfg.Node, Logger: cfg.Logger, TickObserver: tickObserver(s.registry)})
 	for _, d := range defaultTypes.list() {
@@ -74,7 +77,7 @@ func New(cfg Config) (*Server, error) {
 		RateBurst:           cfg.RateBurst,
 		MaxMessage:          cfg.MaxMessageBytes,
 		Logger:              cfg.Logger,
-	}, roomRouter{s.rooms})
+	}, roomRouter{s.rooms, s.fb})
 	if err != nil {
 		return nil, fmt.Errorf("gameserver: %w", err)
 	}
@@ -110,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", s.ws)
+	s.fb.routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -199,7 +203,10 @@ func (s *Server) Register(kind string, factory game.HandlerFunc, cfg game.RoomCo
 
 // roomRouter hands sessions' room operations and game messages to the
 // room engine.
-type roomRouter struct{ m *room.Manager }
+type roomRouter struct {
+	m  *room.Manager
+	fb *fallback
+}
 
 func (r roomRouter) Route(s *session.Session, t protocol.MsgType, body []byte) error {
 	return r.m.Handle(s, t, body)
@@ -207,7 +214,10 @@ func (r roomRouter) Route(s *session.Session, t protocol.MsgType, body []byte) e
 
 func (r roomRouter) Detached(s *session.Session) (time.Duration, bool) { return r.m.Detached(s) }
 func (r roomRouter) Resumed(s *session.Session)                        { r.m.Resumed(s) }
-func (r roomRouter) Closed(s *session.Session)                         { r.m.Closed(s) }
+func (r roomRouter) Closed(s *session.Session) {
+	r.m.Closed(s)
+	r.fb.forget(s.ID())
+}
 
 // wsHandler connects transport events to sessions.
 type wsHandler struct{ hub *session.Hub }

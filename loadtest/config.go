@@ -37,8 +37,10 @@ const (
 	maxProcesses = 64
 	// maxSources bounds the number of --source addresses.
 	maxSources = 4096
-	// botsPerSourceAuto is the share of one source address when the
-	// driver picks source addresses itself.
+	// defaultSources is how many source addresses (127.0.0.1 up) the
+	// bots spread over when --source is not given ...
+	defaultSources = 16
+	// ... or more, so that no address carries more than this many bots.
 	botsPerSourceAuto = 20000
 )
 
@@ -94,7 +96,7 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured time after the ramp")
 	fs.IntVar(&c.RoomSize, "room-size", 8, "players per room, sent as the join option {\"size\": N}")
 	fs.StringVar(&c.Transport, "transport", "ws", "transport: ws (sse is not supported yet)")
-	fs.StringVar(&c.rawSource, "source", "", "source addresses in 127.0.0.0/8: a comma-separated list and/or ranges such as 127.0.0.2-127.0.0.20; bots spread over them")
+	fs.StringVar(&c.rawSource, "source", "", "source addresses in 127.0.0.0/8: a comma-separated list and/or ranges such as 127.0.0.2-127.0.0.20; bots spread over them (default: 127.0.0.1 to 127.0.0.16, more past 320,000 bots)")
 	fs.StringVar(&c.Token, "token", "", "authentication token sent in HELLO")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "PID of the server process to sample (CPU, RSS) through /proc")
@@ -217,11 +219,18 @@ func (c *config) validate() error {
 		}
 	}
 	if len(errs) == 0 {
-		if len(c.Sources) == 0 && c.Bots > botsPerSourceAuto && !c.URLs[0].ipv6 {
-			// Past one address's ephemeral ports: spread over several.
-			n := ceilDiv(c.Bots, botsPerSourceAuto)
+		anyV6 := false
+		for _, t := range c.URLs {
+			anyV6 = anyV6 || t.ipv6
+		}
+		if len(c.Sources) == 0 && !anyV6 {
+			// Bots spread over several loopback addresses by default, as
+			// players come from many: servers limit upgrades and
+			// connections per address, and one address has only so many
+			// ephemeral ports.
+			n := min(max(defaultSources, ceilDiv(c.Bots, botsPerSourceAuto)), c.Bots, maxSources)
 			for i := 1; i <= n; i++ {
-				c.Sources = append(c.Sources, netip.AddrFrom4([4]byte{127, 0, 0, byte(i)}))
+				c.Sources = append(c.Sources, netip.AddrFrom4([4]byte{127, 0, byte(i >> 8), byte(i)}))
 			}
 		}
 		if len(c.Sources) > 0 {

@@ -16,7 +16,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Scenario != scenarioArena || c.Bots != 100 || c.RoomSize != 8 || c.Transport != "ws" || !c.Join ||
-		c.Duration != 30*time.Second || c.processes() != 1 || len(c.Sources) != 0 {
+		c.Duration != 30*time.Second || c.processes() != 1 || len(c.Sources) != defaultSources {
 		t.Fatalf("defaults %+v", c)
 	}
 	if len(c.URLs) != 1 || c.URLs[0].wsURL != "ws://127.0.0.1:8080/ws" || c.URLs[0].httpURL != "http://127.0.0.1:8080" {
@@ -104,7 +104,7 @@ func TestGoodFlags(t *testing.T) {
 	if c.processes() != 3 {
 		t.Errorf("50000 bots in %d processes", c.processes())
 	}
-	if c.roomKind() != "chat" || !c.JSON {
+	if c.roomKind() != "chat" || !c.JSON || len(c.Sources) != 0 {
 		t.Errorf("config %+v", c)
 	}
 
@@ -112,8 +112,14 @@ func TestGoodFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Sources) != 3 || c.Sources[0] != netip.MustParseAddr("127.0.0.1") {
+	if len(c.Sources) != defaultSources || c.Sources[0] != netip.MustParseAddr("127.0.0.1") || c.Sources[15] != netip.MustParseAddr("127.0.0.16") {
 		t.Errorf("automatic sources %v", c.Sources)
+	}
+	if c, _ := parseConfig([]string{"--bots=400000", "--processes=30"}, io.Discard); c == nil || len(c.Sources) != 20 || c.Sources[19] != netip.MustParseAddr("127.0.0.20") {
+		t.Errorf("automatic sources for 400000 bots: %v", c)
+	}
+	if c, _ := parseConfig([]string{"--bots=3"}, io.Discard); c == nil || len(c.Sources) != 3 {
+		t.Errorf("automatic sources for 3 bots: %v", c)
 	}
 	if c.roomKind() != "arena" {
 		t.Errorf("arena joins %q", c.roomKind())

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -47,10 +49,27 @@ func (e *engine) connect(ctx context.Context, b *bot, fbuf *[]byte) {
 		nd.Control = bindNoPort
 	}
 	d := ws.Dialer{Timeout: e.cfg.ConnectTimeout, NetDial: nd.DialContext}
-	dctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
-	conn, br, _, err := d.Dial(dctx, tgt.wsURL)
-	cancel()
-	if err != nil {
+	var conn net.Conn
+	var br *bufio.Reader
+	for attempt := 1; ; attempt++ {
+		dctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
+		var err error
+		conn, br, _, err = d.Dial(dctx, tgt.wsURL)
+		cancel()
+		if err == nil {
+			break
+		}
+		// A server that limits upgrades per address (429) or is full (503)
+		// is asked again after a growing pause, as a browser client would,
+		// within the connect timeout.
+		var se ws.StatusError
+		pause := time.Duration(attempt) * (50*time.Millisecond + rand.N(100*time.Millisecond))
+		if errors.As(err, &se) && (se == 429 || se == 503) && !e.stopping.Load() &&
+			time.Since(start)+pause < e.cfg.ConnectTimeout {
+			e.conn.add(cConnectRetries, 1)
+			sleepCtx(ctx, pause)
+			continue
+		}
 		e.connectFailed(b, dialErrorKind(err))
 		return
 	}

@@ -64,27 +64,28 @@ func newHistSet() *histSet {
 // the connectors together) has its own counters; the run's figure is their
 // sum.
 const (
-	cMsgsIn        = iota // WebSocket data messages received
-	cBytesIn              // bytes read from sockets
-	cMsgsOut              // messages sent
-	cBytesOut             // bytes written to sockets
-	cConnects             // connections that completed the upgrade
-	cReconnects           // of which not a bot's first
-	cClosedClean          // connections the driver closed with a close handshake or an orderly end
-	cStatesIn             // STATE messages received
-	cInputsSent           // arena inputs sent
-	cInputsAcked          // inputs whose input-to-state latency was recorded
-	cInputsExpired        // inputs acknowledged too late to know their send time
-	cChatSent             // chat messages sent
-	cChatIn               // chat broadcasts received
-	cPingsSent            // client pings sent
-	cPongsIn              // pongs received for them
-	cServerPings          // server pings received (and answered)
-	cJoins                // JOINED received
-	cRejoins              // churn: JOIN again after LEFT on the same connection
-	cLeaves               // churn: LEAVE sent
-	cDrops                // churn: connections ended without a close frame
-	cCloses               // churn: connections ended with a close frame
+	cMsgsIn         = iota // WebSocket data messages received
+	cBytesIn               // bytes read from sockets
+	cMsgsOut               // messages sent
+	cBytesOut              // bytes written to sockets
+	cConnects              // connections that completed the upgrade
+	cReconnects            // of which not a bot's first
+	cClosedClean           // connections the driver closed with a close handshake or an orderly end
+	cStatesIn              // STATE messages received
+	cInputsSent            // arena inputs sent
+	cInputsAcked           // inputs whose input-to-state latency was recorded
+	cInputsExpired         // inputs acknowledged too late to know their send time
+	cChatSent              // chat messages sent
+	cChatIn                // chat broadcasts received
+	cPingsSent             // client pings sent
+	cPongsIn               // pongs received for them
+	cServerPings           // server pings received (and answered)
+	cJoins                 // JOINED received
+	cRejoins               // churn: JOIN again after LEFT on the same connection
+	cLeaves                // churn: LEAVE sent
+	cDrops                 // churn: connections ended without a close frame
+	cCloses                // churn: connections ended with a close frame
+	cConnectRetries        // upgrades asked again after 429 or 503
 	nCounters
 )
 
@@ -92,7 +93,7 @@ var counterNames = [nCounters]string{
 	"msgs_in", "bytes_in", "msgs_out", "bytes_out", "connects", "reconnects",
 	"closed_clean", "states_in", "inputs_sent", "inputs_acked", "inputs_expired",
 	"chat_sent", "chat_in", "pings_sent", "pongs_in", "server_pings", "joins",
-	"rejoins", "leaves", "drops", "closes",
+	"rejoins", "leaves", "drops", "closes", "connect_retries",
 }
 
 // counters are one goroutine's counters. They are atomics so that the

@@ -472,18 +472,14 @@ func (h *Hub) schedulePing(s *Session) {
 
 var errResume = protocol.NewError(protocol.CodeResumeFailed, "session cannot be resumed: start a new one with hello")
 
-// resume moves the connection of the pending session p to the session it
-// names, replays what the client missed and tells the room the player is
-// back.
+// resume handles RESUME on the pending session p: it checks the resume
+// token (and, for an authenticated session, that the token names the same
+// user), then moves p's connection to the session.
 func (h *Hub) resume(p *Session, body []byte) {
 	var m protocol.Resume
 	if err := m.Decode(body); err != nil {
 		h.bad(p, err, protocol.TypeResume)
 		return
-	}
-	fail := func(e *protocol.Error) {
-		h.stats.ResumeFailed.Add(1)
-		p.SendError(e, protocol.TypeResume, 0)
 	}
 	h.mu.Lock()
 	s := h.byID[m.SessionID]
@@ -495,7 +491,7 @@ func (h *Hub) resume(p *Session, body []byte) {
 		s.mu.Unlock()
 	}
 	if s == nil || subtle.ConstantTimeCompare([]byte(token), []byte(m.ResumeToken)) != 1 {
-		fail(errResume)
+		h.failResume(p, errResume)
 		return
 	}
 	if s.userID != "" {
@@ -514,37 +510,66 @@ func (h *Hub) resume(p *Session, body []byte) {
 			s.expires.Store(id.Expires.UnixNano())
 		}
 	}
+	if e := h.attach(p, s, m.LastSeq); e != nil {
+		h.failResume(p, e)
+	}
+}
+
+// ResumeTrusted moves the connection of the pending session p to the
+// session with the given id, replaying what followed lastSeq, without a
+// resume token: for transports that authenticated the client themselves
+// (the SSE fallback's stream key). It returns the refusal, if any.
+func (h *Hub) ResumeTrusted(p *Session, sessionID string, lastSeq uint64) *protocol.Error {
+	h.mu.Lock()
+	s := h.byID[sessionID]
+	h.mu.Unlock()
+	if s == nil {
+		h.failResume(p, errResume)
+		return errResume
+	}
+	if e := h.attach(p, s, lastSeq); e != nil {
+		h.failResume(p, e)
+		return e
+	}
+	return nil
+}
+
+func (h *Hub) failResume(p *Session, e *protocol.Error) {
+	h.stats.ResumeFailed.Add(1)
+	p.SendError(e, protocol.TypeResume, 0)
+}
+
+// attach gives s the connection of p: RESUMED, then every held message
+// after lastSeq, then live traffic, and tells the room the player is back.
+func (h *Hub) attach(p, s *Session, lastSeq uint64) *protocol.Error {
 	s.mu.Lock()
 	st := s.state.Load()
-	var why *protocol.Error
 	switch {
-	case st == stateClosed:
-		why = errResume
-	case m.LastSeq > s.outSeq:
-		why = protocol.NewError(protocol.CodeBadRequest, "lastSeq is ahead of what the server sent")
-	case !s.buf.covers(m.LastSeq, s.outSeq):
-		why = protocol.NewError(protocol.CodeResumeFailed, "messages after lastSeq are no longer held: start a new session")
-	case !h.allowResume(s):
-		why = protocol.NewError(protocol.CodeRateLimited, "resumed too often: wait before reconnecting")
-	}
-	if why != nil {
+	case st == stateClosed || st == stateAwaitHello:
 		s.mu.Unlock()
-		fail(why)
-		return
+		return errResume
+	case lastSeq > s.outSeq:
+		s.mu.Unlock()
+		return protocol.NewError(protocol.CodeBadRequest, "lastSeq is ahead of what the server sent")
+	case !s.buf.covers(lastSeq, s.outSeq):
+		s.mu.Unlock()
+		return protocol.NewError(protocol.CodeResumeFailed, "messages after lastSeq are no longer held: start a new session")
+	case !h.allowResume(s):
+		s.mu.Unlock()
+		return protocol.NewError(protocol.CodeRateLimited, "resumed too often: wait before reconnecting")
 	}
 	old := s.conn
 	c := p.conn
 	s.conn = c
 	c.SetData(s)
-	// RESUMED, then every message after lastSeq, then live traffic: the lock
-	// keeps room sends out until the replay is queued.
-	f := frame.New()
 	s.token = newToken(32) // a resume token works once
-	resumed := protocol.Resumed{SessionID: s.id, FromSeq: m.LastSeq + 1, ClientSeq: s.inSeq.Load(), ResumeToken: s.token}
+	// The lock keeps room sends out until the replay is queued.
+	f := frame.New()
+	resumed := protocol.Resumed{SessionID: s.id, FromSeq: lastSeq + 1, ClientSeq: s.inSeq.Load(), ResumeToken: s.token}
 	f.B = resumed.Append(f.B)
-	_ = c.Send(f.Seal())
+	_ = c.Send(f.Seal(), 0)
 	f.Release()
-	s.buf.each(m.LastSeq, func(f *frame.Frame) { _ = c.Send(f) })
+	s.buf.each(lastSeq, func(seq uint64, f *frame.Frame) { _ = c.Send(f, seq) })
 	s.state.Store(stateActive)
 	s.mu.Unlock()
 	c.Flush()
@@ -564,6 +589,7 @@ func (h *Hub) resume(p *Session, body []byte) {
 	if old != nil {
 		old.Close(uint16(protocol.CloseNormal), "session resumed on another connection")
 	}
+	return nil
 }
 
 // allowResume takes a token from s's resume bucket (MaxResumesPerMinute,

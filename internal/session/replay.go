@@ -76,10 +76,10 @@ func (b *replay) covers(lastSeq, last uint64) bool {
 }
 
 // each calls fn for every held frame after lastSeq, in order.
-func (b *replay) each(lastSeq uint64, fn func(f *frame.Frame)) {
+func (b *replay) each(lastSeq uint64, fn func(seq uint64, f *frame.Frame)) {
 	for i := 0; i < b.n; i++ {
-		if b.firstSeq+uint64(i) > lastSeq {
-			fn(b.frames[(b.head+i)%len(b.frames)])
+		if seq := b.firstSeq + uint64(i); seq > lastSeq {
+			fn(seq, b.frames[(b.head+i)%len(b.frames)])
 		}
 	}
 }

@@ -13,8 +13,7 @@ func testFrame(n int) *frame.Frame {
 }
 
 func held(b *replay, after uint64) (seqs []uint64) {
-	i := after
-	b.each(after, func(*frame.Frame) { i++; seqs = append(seqs, i) })
+	b.each(after, func(seq uint64, _ *frame.Frame) { seqs = append(seqs, seq) })
 	return seqs
 }
 

@@ -18,7 +18,10 @@ import (
 // connection to a session (a resume moves a connection to the session it
 // resumes).
 type Conn interface {
-	Send(f *frame.Frame) error
+	// Send queues f. seq is its session sequence number (0 for unsequenced
+	// messages); transports that show it to the client (SSE event ids)
+	// use it.
+	Send(f *frame.Frame, seq uint64) error
 	SendNow(f *frame.Frame) error
 	Flush()
 	Close(code uint16, reason string)
@@ -136,14 +139,14 @@ func (s *Session) Send(f *frame.Frame) error {
 		return ErrClosed
 	case stateAwaitHello:
 		// Before WELCOME nothing is sequenced (errors about the handshake).
-		return s.conn.Send(f)
+		return s.conn.Send(f, 0)
 	}
 	s.outSeq++
 	s.buf.push(s.outSeq, f)
 	if s.conn == nil {
 		return nil // detached: kept for the resume
 	}
-	return s.conn.Send(f)
+	return s.conn.Send(f, s.outSeq)
 }
 
 // Flush writes what Send queued.

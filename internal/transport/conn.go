@@ -107,8 +107,9 @@ func (c *Conn) Open() bool { return c.state.Load() == stateOpen }
 // Send queues f for writing and takes a reference to it. It never blocks
 // on the network: frames go out at the next Flush. If the queue would grow
 // past Config.MaxOutboundBytes the connection is closed with
-// CloseSlowConsumer and ErrSlowConsumer returned.
-func (c *Conn) Send(f *frame.Frame) error {
+// CloseSlowConsumer and ErrSlowConsumer returned. seq is the session's
+// sequence number of f; WebSocket frames do not carry it.
+func (c *Conn) Send(f *frame.Frame, seq uint64) error {
 	c.mu.Lock()
 	err := c.sendLocked(f)
 	c.mu.Unlock()

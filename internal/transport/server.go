@@ -256,7 +256,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, RejectDraining, http.StatusServiceUnavailable, "server is shutting down")
 		return
 	}
-	if !s.originAllowed(r) {
+	if !s.OriginAllowed(r) {
 		s.reject(w, RejectOrigin, http.StatusForbidden, "origin not allowed")
 		return
 	}
@@ -318,7 +318,8 @@ func (s *Server) reject(w http.ResponseWriter, reason RejectReason, status int, 
 	http.Error(w, msg, status)
 }
 
-func (s *Server) originAllowed(r *http.Request) bool {
+// OriginAllowed applies the Origin policy (Config.AllowedOrigins) to r.
+func (s *Server) OriginAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true // not a browser: nothing to hijack

@@ -65,15 +65,13 @@ export interface Welcome {
   maxMessage: number;
   resumeToken: string | null;
 }
-/** `ack` is an optional trailing field, present only when on the wire. */
-export interface Ping { type: 0x0003; nonce: number; rttUs: number; ack?: bigint }
+export interface Ping { type: 0x0003; nonce: number; rttUs: number; ack: bigint }
 export interface Pong { type: 0x0004; nonce: number }
 export interface ErrorMsg { type: 0x0005; code: number; message: string; ref: number; reqID: number }
 export interface Kick { type: 0x0006; code: number; reason: string }
 export interface Move { type: 0x0007; url: string; resumeToken: string; delayMs: number }
 export interface Resume { type: 0x0008; sessionID: string; resumeToken: string; lastSeq: bigint; token: string | null }
-/** `clientSeq` and `resumeToken` are optional trailing fields, present only when on the wire. */
-export interface Resumed { type: 0x0009; sessionID: string; fromSeq: bigint; clientSeq?: bigint; resumeToken?: string | null }
+export interface Resumed { type: 0x0009; sessionID: string; fromSeq: bigint; clientSeq: bigint; resumeToken: string | null }
 export interface Join { type: 0x0010; reqID: number; mode: number; kind: string; roomID: string; options: Uint8Array | null }
 export interface Joined { type: 0x0011; reqID: number; roomID: string; kind: string; playerID: string; tickRate: number }
 export interface Leave { type: 0x0012; reqID: number }
@@ -100,8 +98,6 @@ interface Field {
   name: string;
   kind: Kind;
   limit?: number;
-  /** Trailing extension field: decoded only when present, encoded only when set. */
-  ext?: true;
 }
 
 interface Schema {
@@ -111,7 +107,6 @@ interface Schema {
 }
 
 const f = (name: string, kind: Kind, limit?: number): Field => (limit === undefined ? { name, kind } : { name, kind, limit });
-const ext = (name: string, kind: Kind, limit?: number): Field => ({ ...f(name, kind, limit), ext: true });
 
 const schemas: Record<number, Schema> = {
   [MsgType.Hello]: { name: "hello", required: 1, fields: [f("version", "u32"), f("token", "strnil", Limits.token), f("client", "strnil", Limits.client)] },
@@ -123,7 +118,7 @@ const schemas: Record<number, Schema> = {
       f("pingTimeoutMs", "u32"), f("maxMessage", "u32"), f("resumeToken", "strnil", Limits.token),
     ],
   },
-  [MsgType.Ping]: { name: "ping", required: 1, fields: [f("nonce", "u32"), f("rttUs", "u32"), ext("ack", "u64")] },
+  [MsgType.Ping]: { name: "ping", required: 1, fields: [f("nonce", "u32"), f("rttUs", "u32"), f("ack", "u64")] },
   [MsgType.Pong]: { name: "pong", required: 1, fields: [f("nonce", "u32")] },
   [MsgType.Error]: { name: "error", required: 1, fields: [f("code", "u16"), f("message", "str", Limits.text), f("ref", "u16"), f("reqID", "u32")] },
   [MsgType.Kick]: { name: "kick", required: 0, fields: [f("code", "u16"), f("reason", "str", Limits.text)] },
@@ -136,7 +131,7 @@ const schemas: Record<number, Schema> = {
   [MsgType.Resumed]: {
     name: "resumed",
     required: 0,
-    fields: [f("sessionID", "str", Limits.id), f("fromSeq", "u64"), ext("clientSeq", "u64"), ext("resumeToken", "strnil", Limits.token)],
+    fields: [f("sessionID", "str", Limits.id), f("fromSeq", "u64"), f("clientSeq", "u64"), f("resumeToken", "strnil", Limits.token)],
   },
   [MsgType.Join]: {
     name: "join",
@@ -212,7 +207,7 @@ function readFields(r: Reader, fields: Field[], required: number, what: string):
       if (i < required) {
         throw wireError(ErrorCode.BadRequest, `${what}: field ${i} (${field.name}) is required, the array has ${n} elements`);
       }
-      if (!field.ext) out[field.name] = zero(field.kind);
+      out[field.name] = zero(field.kind);
       continue;
     }
     try {
@@ -317,9 +312,7 @@ export function encodeMessage(m: Message): Uint8Array {
   const schema = schemas[m.type];
   if (!schema) throw new TypeError(`unknown message type 0x${m.type.toString(16)}`);
   const values = m as unknown as Record<string, unknown>;
-  let n = schema.fields.length;
-  while (n > 0 && schema.fields[n - 1].ext && values[schema.fields[n - 1].name] === undefined) n--;
-  w.arrayHeader(n);
-  for (let i = 0; i < n; i++) writeField(w, schema.fields[i], values[schema.fields[i].name], schema.name);
+  w.arrayHeader(schema.fields.length);
+  for (const field of schema.fields) writeField(w, field, values[field.name], schema.name);
   return w.bytes();
 }

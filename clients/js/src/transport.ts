@@ -57,10 +57,16 @@ export function webSocketTransport(ctor?: WebSocketConstructor): TransportFactor
     const ws = new WS(url);
     ws.binaryType = "arraybuffer";
     let done = false;
+    // Handlers are replaced, never removed: an implementation such as the
+    // ws package throws on an error event nobody listens to.
+    const detach = () => {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = () => {};
+    };
     const finish = (code: number, reason: string) => {
       if (done) return;
       done = true;
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      detach();
       events.close(code, reason);
     };
     ws.onopen = () => {
@@ -84,7 +90,7 @@ export function webSocketTransport(ctor?: WebSocketConstructor): TransportFactor
       close(code, reason) {
         if (done) return;
         done = true;
-        ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+        detach();
         try {
           ws.close(code, reason);
         } catch {

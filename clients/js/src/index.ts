@@ -1,0 +1,42 @@
+// gameserver client: rooms, messages, heartbeats and automatic
+// reconnection over the gameserver wire protocol (docs/protocol.md).
+
+export { Client, VERSION, normalizeUrl } from "./client.js";
+export type { ClientOptions, ClientEvents, ConnectionState, RoomAvailable, SessionInfo } from "./client.js";
+export { Room } from "./room.js";
+export type {
+  DisconnectedEvent,
+  LeaveEvent,
+  LeaveReason,
+  MessageHandler,
+  MessageInfo,
+  PresenceChange,
+  ReconnectedEvent,
+  ReconnectingEvent,
+  RoomEvents,
+  StateHandler,
+  StateUpdate,
+} from "./room.js";
+export { CloseCode, ErrorCode, GameserverError, closeAction, errorCodeName } from "./errors.js";
+export type { CloseAction, ErrorCodeValue, GameserverErrorDetails } from "./errors.js";
+export { webSocketTransport } from "./transport.js";
+export type { Transport, TransportEvents, TransportFactory, WebSocketConstructor, WebSocketLike } from "./transport.js";
+export { backoffDelay, drainDelay } from "./backoff.js";
+export type { BackoffOptions } from "./backoff.js";
+export {
+  FIRST_GAME_TYPE,
+  JoinMode,
+  LeftReason,
+  Limits,
+  MsgType,
+  PROTOCOL_VERSION,
+  PresenceEvent,
+  decodeMessage,
+  encodeMessage,
+  isGameType,
+  typeName,
+} from "./protocol.js";
+export type * from "./protocol.js";
+export { decodeValue, encodeValue } from "./values.js";
+export { ARENA_INPUT, decodeArenaInput, decodeArenaState, encodeArenaInput, encodeArenaState } from "./arena.js";
+export type { ArenaInput, ArenaPlayer } from "./arena.js";

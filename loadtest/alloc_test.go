@@ -1,0 +1,62 @@
+package main
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/gameserver/gameserver/internal/protocol"
+	"golang.org/x/sys/unix"
+)
+
+// TestHotPathDoesNotAllocate checks the per-message work of a bot: an
+// arena input sent, a state received and measured, a server ping
+// answered.
+func TestHotPathDoesNotAllocate(t *testing.T) {
+	cfg, err := parseConfig([]string{"--scenario=arena", "--bots=1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.closePollers()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	b := &e.bots[0]
+	b.fd.Store(int32(fds[0]))
+	b.playerID = []byte("p-1")
+	b.setPhase(phaseInRoom, time.Now().UnixNano())
+	e.measuring.Store(true)
+	p, s := b.p, e.senders[0]
+
+	state := protocol.ArenaState{Players: []protocol.ArenaPlayer{{ID: []byte("p-0")}, {ID: []byte("p-1")}, {ID: []byte("p-2")}}}
+	ping := (&protocol.Ping{Nonce: 7}).Append(nil)
+	drain := make([]byte, 64<<10)
+	var msg []byte
+	allocs := testing.AllocsPerRun(500, func() {
+		s.input(b)
+		state.Players[1].LastSeq = b.seq.Load()
+		msg = protocol.AppendStateHeader(msg[:0], 1, time.Now().UnixNano())
+		msg = state.Append(msg)
+		p.hs.mu.Lock()
+		p.message(b, msg, time.Now().UnixNano())
+		p.message(b, ping, time.Now().UnixNano())
+		p.hs.mu.Unlock()
+		_, _ = unix.Read(fds[1], drain)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per input, state and ping", allocs)
+	}
+	if e.errs.total() != 0 {
+		t.Errorf("errors %v", e.errs.snapshot())
+	}
+	if n := p.hs.h[histInput].TotalCount(); n < 500 {
+		t.Errorf("%d input latencies recorded", n)
+	}
+}
