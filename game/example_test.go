@@ -202,9 +202,10 @@ func Example_server() {
 
 	addr := srv.Addr().String()
 	opts := map[string]any{"goal": 10, "countdownMs": 50}
-	a := connect(addr)
+	names := map[string]string{}
+	a := connect(addr, names)
 	defer a.close()
-	b := connect(addr)
+	b := connect(addr, names)
 	defer b.close()
 
 	roomA := a.join(opts)
@@ -226,17 +227,17 @@ func Example_server() {
 
 // bot is a minimal protocol client (docs/protocol.md), enough to drive the
 // example: HELLO, JOIN, game messages.
-type bot struct{ conn net.Conn }
+type bot struct {
+	conn  net.Conn
+	names map[string]string // the bots' player IDs → "a", "b", for a stable output
+}
 
-// names maps the bots' player IDs to "a" and "b", for a stable output.
-var names = map[string]string{}
-
-func connect(addr string) *bot {
+func connect(addr string, names map[string]string) *bot {
 	conn, _, _, err := ws.Dial(context.Background(), "ws://"+addr+"/ws")
 	if err != nil {
 		panic(err)
 	}
-	b := &bot{conn: conn}
+	b := &bot{conn: conn, names: names}
 	b.send(0x0001, []any{1, nil, "example"}) // HELLO
 	b.wait(0x0002)                           // WELCOME
 	return b
@@ -258,7 +259,7 @@ func (b *bot) send(t game.MsgType, v any) {
 func (b *bot) join(opts map[string]any) string {
 	b.send(0x0010, []any{1, 0, "race", "", opts})
 	joined := b.wait(0x0011) // [reqID, roomID, kind, playerID, tickRate]
-	names[joined[3].(string)] = string(rune('a' + len(names)))
+	b.names[joined[3].(string)] = string(rune('a' + len(b.names)))
 	return joined[1].(string)
 }
 
@@ -278,8 +279,8 @@ func (b *bot) wait(t uint16) []any {
 			panic(err)
 		}
 		for i, v := range body {
-			if s, ok := v.(string); ok && names[s] != "" {
-				body[i] = names[s]
+			if s, ok := v.(string); ok && b.names[s] != "" {
+				body[i] = b.names[s]
 			}
 		}
 		return body
