@@ -52,7 +52,10 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, served: make(chan struct{}), sseStats: new(transport.Stats)}
 	s.fb = newFallback(s)
 	s.registry = prometheus.NewRegistry()
-	s.rooms = room.NewManager(room.Config{Node: cfg.Node, Logger: cfg.Logger, TickObserver: tickObserver(s.registry)})
+	if err := s.initBackend(); err != nil {
+		return nil, fmt.Errorf("gameserver: %w", err)
+	}
+	s.rooms = room.NewManager(room.Config{Node: cfg.Node, Logger: cfg.Logger, TickObserver: tickObserver(s.registry), Observer: s.observer()})
 	for _, d := range defaultTypes.list() {
 		if err := s.rooms.Register(d.kind, d.factory, d.cfg); err != nil {
 			return nil, fmt.Errorf("gameserver: %w", err)
@@ -114,6 +117,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", s.ws)
 	s.fb.routes(mux)
+	s.mountBackend(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -180,6 +184,7 @@ func (s *Server) ListenAndServe() error {
 // ends (or ShutdownTimeout when ctx has no deadline).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	s.backendDraining()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
@@ -190,6 +195,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.rooms.Shutdown("server shutting down")
 	wsErr := s.ws.Shutdown(ctx, uint16(protocol.CloseDraining), "server restarting")
 	s.hub.Stop()
+	s.stopBackend(ctx)
 	return errors.Join(httpErr, wsErr)
 }
 

@@ -26,6 +26,9 @@ type Config struct {
 	// TickObserver, if set, is called once per room type and returns the
 	// function that records each tick's duration (for a histogram).
 	TickObserver func(kind string) func(time.Duration)
+	// Observer, if set, hears about rooms created and disposed and players
+	// joining and leaving.
+	Observer Observer
 }
 
 // Stats are the engine's counters.
@@ -276,9 +279,18 @@ func (m *Manager) join(mb Member, j *protocol.Join) error {
 	switch j.Mode {
 	case protocol.JoinByID:
 		r = m.rooms[j.RoomID]
+		held := false
+		if r != nil && mb.UserID() != "" {
+			if d, ok := r.reservedUsers[mb.UserID()]; ok && time.Now().Before(d) {
+				held = true // the seat was held for this user: take it
+				delete(r.reservedUsers, mb.UserID())
+				r.seats--
+			}
+		}
 		switch {
 		case r == nil || r.disposed:
 			err = errNoRoom
+		case held:
 		case r.locked:
 			err = errLocked
 		case r.seats >= r.maxPlayers:

@@ -59,14 +59,15 @@ type room struct {
 	created time.Time
 
 	// Guarded by Manager.mu: what matchmaking and listings read.
-	seats       int // seated players plus reservations
-	maxPlayers  int
-	locked      bool
-	private     bool
-	disposed    bool
-	emptySince  time.Time
-	filters     game.Options
-	metadataRaw []byte
+	seats         int // seated players plus reservations
+	maxPlayers    int
+	locked        bool
+	private       bool
+	disposed      bool
+	emptySince    time.Time
+	filters       game.Options
+	metadataRaw   []byte
+	reservedUsers map[string]time.Time // seats held for users by Create, until the deadline
 
 	// Posting: closed is set once the loop stopped reading the inbox.
 	postMu sync.RWMutex
@@ -74,27 +75,29 @@ type room struct {
 	inbox  chan event
 
 	// Owned by the room goroutine.
-	handler    game.Handler
-	log        *zap.Logger
-	ctx        context.Context
-	cancel     context.CancelFunc
-	tick       uint64
-	tickRate   int
-	lastTick   time.Time
-	ticker     *time.Ticker
-	players    []*player
-	gamePlayer []game.Player
-	routes     map[game.MsgType]func(game.Room, game.Player, game.Message) error
-	timers     timerHeap
-	timerSeq   uint64
-	wake       *time.Timer
-	dirty      []*player
-	metadata   map[string]any
-	disposing  string
-	createErr  error
-	enc        *msgpack.Encoder
-	encW       appendWriter
-	lastWarn   time.Time
+	handler     game.Handler
+	log         *zap.Logger
+	ctx         context.Context
+	cancel      context.CancelFunc
+	tick        uint64
+	tickRate    int
+	lastTick    time.Time
+	ticker      *time.Ticker
+	players     []*player
+	gamePlayer  []game.Player
+	routes      map[game.MsgType]func(game.Room, game.Player, game.Message) error
+	timers      timerHeap
+	timerSeq    uint64
+	wake        *time.Timer
+	dirty       []*player
+	metadata    map[string]any
+	disposing   string
+	createErr   error
+	enc         *msgpack.Encoder
+	encW        appendWriter
+	lastWarn    time.Time
+	lastTickDur time.Duration
+	overruns    uint64
 }
 
 // createLocked makes a room of kind k and starts its loop. Lock must be held.
@@ -223,6 +226,8 @@ func (r *room) handle(ev event) {
 		if err := r.handler0().OnCreate(r, ev.opts); err != nil {
 			r.createErr = err
 			r.disposing = "create failed"
+		} else if o := r.m.cfg.Observer; o != nil {
+			o.RoomCreated(r.info())
 		}
 	case evJoin:
 		r.join(ev)
@@ -311,6 +316,9 @@ func (r *room) join(ev event) {
 		f.Release()
 	}
 	r.presence(p, protocol.PresenceJoin)
+	if o := r.m.cfg.Observer; o != nil {
+		o.PlayerJoined(r.info(), p.info())
+	}
 }
 
 func (r *room) message(ev event) {
@@ -376,6 +384,9 @@ func (r *room) leave(p *player, why game.LeaveReason, reqID uint32, kickErr *gam
 	}
 	r.presence(p, protocol.PresenceLeave)
 	r.m.releaseSeat(r)
+	if o := r.m.cfg.Observer; o != nil {
+		o.PlayerLeft(r.info(), p.info(), why)
+	}
 }
 
 func (r *room) onTick(now time.Time) {
@@ -386,12 +397,14 @@ func (r *room) onTick(now time.Time) {
 	r.handler.OnTick(r, dt)
 	r.flush()
 	d := time.Since(start)
+	r.lastTickDur = d
 	r.m.stats.Ticks.Add(1)
 	if r.kind.observe != nil {
 		r.kind.observe(d)
 	}
 	if budget := time.Second / time.Duration(r.tickRate); d > budget {
 		r.m.stats.TickOverruns.Add(1)
+		r.overruns++
 		if now.Sub(r.lastWarn) > 10*time.Second {
 			r.lastWarn = now
 			r.log.Warn("tick over budget", zap.Duration("took", d), zap.Duration("budget", budget), zap.Uint64("tick", r.tick))
@@ -405,6 +418,7 @@ func (r *room) onTick(now time.Time) {
 // checkEmpty disposes a room nobody has used for EmptyTimeout.
 func (r *room) checkEmpty(now time.Time) {
 	r.m.mu.Lock()
+	r.expireReservationsLocked(now)
 	idle := r.seats == 0 && now.Sub(r.emptySince) >= r.kind.cfg.EmptyTimeout
 	r.m.mu.Unlock()
 	if idle {
@@ -505,6 +519,10 @@ func (r *room) finish() {
 		default:
 		}
 		break
+	}
+	if o := r.m.cfg.Observer; o != nil && r.createErr == nil {
+		info := r.info()
+		o.RoomDisposed(info, reason)
 	}
 	r.kind.rooms.Add(-1)
 	r.m.stats.Rooms.Add(-1)
