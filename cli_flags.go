@@ -51,6 +51,10 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.IntVar(&c.HandshakeBurst, "handshake-burst", 200, "burst of upgrades one IP address may make above the rate")
 	fs.Float64Var(&c.RateLimit, "rate-limit", 50, "messages per second one session may send")
 	fs.IntVar(&c.RateBurst, "rate-burst", 100, "burst of messages one session may send above the rate")
+	fs.StringVar(&c.Redis, "redis", "", "Redis URL (redis://host:port/db) for cluster mode; empty: a single node, all in memory")
+	fs.StringVar(&c.Advertise, "advertise", "", "host:port other nodes reach this node at (default: the listen address)")
+	fs.StringVar(&c.ClusterSecret, "cluster-secret", "", "shared secret authenticating node-to-node links (required with --redis)")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 5*time.Second, "how long a node's registration and room leases last without renewal")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for connections to close")
 	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: console, json, or auto (console on a terminal, json otherwise)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -124,6 +128,15 @@ func (o *options) validate() error {
 	}
 	if c.RequireAuth && c.AuthSecret == "" {
 		errs = append(errs, errors.New("--anonymous=false needs --auth-secret"))
+	}
+	if c.Redis != "" && c.ClusterSecret == "" {
+		errs = append(errs, errors.New("--redis needs --cluster-secret"))
+	}
+	if c.Redis != "" && !strings.HasPrefix(c.Redis, "redis://") {
+		errs = append(errs, fmt.Errorf("--redis %q: want redis://host:port/db", c.Redis))
+	}
+	if c.LeaseTTL < 500*time.Millisecond {
+		errs = append(errs, errors.New("--lease-ttl must be at least 500ms"))
 	}
 	if c.ResumeWindow < 0 {
 		errs = append(errs, errors.New("--resume-window must not be negative"))

@@ -83,6 +83,20 @@ type Config struct {
 	RateLimit float64
 	RateBurst int
 
+	// Redis, as redis://host:port/db, turns on cluster mode: the node
+	// registers in Redis, owns its rooms under leases, and plays with the
+	// other nodes. Empty means a single node, all in memory.
+	Redis string
+	// Advertise is the host:port other nodes reach this one at. Empty
+	// means the listen address (with 127.0.0.1 for an empty host).
+	Advertise string
+	// ClusterSecret authenticates node-to-node links; every node of a
+	// cluster needs the same one. Required in cluster mode.
+	ClusterSecret string
+	// LeaseTTL is how long a node's registration and room leases last
+	// without renewal; a node that dies loses them after it. Zero means 5 s.
+	LeaseTTL time.Duration
+
 	// ShutdownTimeout bounds Shutdown when its context has no deadline.
 	// Zero means 10 s.
 	ShutdownTimeout time.Duration
@@ -109,6 +123,27 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 5 * time.Second
+	}
+	if c.Redis != "" {
+		switch {
+		case c.ClusterSecret == "":
+			return errors.New("cluster mode needs a cluster secret")
+		case c.LeaseTTL < 500*time.Millisecond:
+			return errors.New("lease TTL must be at least 500ms")
+		}
+		if c.Advertise == "" {
+			host, port, _ := net.SplitHostPort(c.Addr)
+			if host == "" || host == "0.0.0.0" || host == "::" {
+				host = "127.0.0.1"
+			}
+			c.Advertise = net.JoinHostPort(host, port)
+		}
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			return fmt.Errorf("advertise %q: %w", c.Advertise, err)
+		}
 	}
 	switch {
 	case c.HandshakeRate == 0:

@@ -239,6 +239,9 @@ func (fb *fallback) stream(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	e := fb.entry(q.Get("session"))
 	if e == nil {
+		if c := fb.srv.cluster; c != nil && c.routeSession(w, r, q.Get("session")) {
+			return // the session lives on another node
+		}
 		fail(w, http.StatusNotFound, "unknown session")
 		return
 	}
@@ -326,8 +329,12 @@ func decodePost(b []byte) (postBody, error) {
 
 // authorize finds the entry of a send or end request and checks its token.
 func (fb *fallback) authorize(w http.ResponseWriter, r *http.Request) *fallbackEntry {
-	e := fb.entry(r.URL.Query().Get("session"))
+	id := r.URL.Query().Get("session")
+	e := fb.entry(id)
 	if e == nil {
+		if c := fb.srv.cluster; c != nil && c.routeSession(w, r, id) {
+			return nil // the session lives on another node
+		}
 		fail(w, http.StatusNotFound, "unknown session")
 		return nil
 	}

@@ -448,7 +448,9 @@ func TestFallbackEndSession(t *testing.T) {
 		t.Fatalf("delete: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	waitFor(t, func() bool { return metric(t, srv, "gameserver_sessions") == 0 && metric(t, srv, "gameserver_sessions_detached") == 0 })
+	waitFor(t, func() bool {
+		return metric(t, srv, "gameserver_sessions") == 0 && metric(t, srv, "gameserver_sessions_detached") == 0
+	})
 	if code, _ := c.postRaw(1, (&protocol.Ping{Nonce: 1}).Append(nil)); code != 404 {
 		t.Fatalf("post after end: %d", code)
 	}

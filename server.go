@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gameserver/gameserver/game"
+	"github.com/gameserver/gameserver/internal/cluster"
 	"github.com/gameserver/gameserver/internal/protocol"
 	"github.com/gameserver/gameserver/internal/room"
 	"github.com/gameserver/gameserver/internal/session"
@@ -33,6 +34,7 @@ type Server struct {
 	hub      *session.Hub
 	rooms    *room.Manager
 	fb       *fallback
+	cluster  *clusterNode
 	sseStats *transport.Stats
 	http     *http.Server
 	registry *prometheus.Registry
@@ -55,7 +57,23 @@ func New(cfg Config) (*Server, error) {
 	if err := s.initBackend(); err != nil {
 		return nil, fmt.Errorf("gameserver: %w", err)
 	}
-	s.rooms = room.NewManager(room.Config{Node: cfg.Node, Logger: cfg.Logger, TickObserver: tickObserver(s.registry), Observer: s.observer()})
+	var observers multiObserver
+	if o := s.observer(); o != nil {
+		observers = append(observers, o)
+	}
+	if cfg.Redis != "" {
+		dir, err := newDirectory(cfg.Redis)
+		if err != nil {
+			return nil, fmt.Errorf("gameserver: %w", err)
+		}
+		s.cluster = newClusterNode(s, dir)
+		observers = append(observers, clusterObserver{s.cluster})
+	}
+	var observer room.Observer
+	if len(observers) > 0 {
+		observer = observers
+	}
+	s.rooms = room.NewManager(room.Config{Node: cfg.Node, Logger: cfg.Logger, TickObserver: tickObserver(s.registry), Observer: observer})
 	for _, d := range defaultTypes.list() {
 		if err := s.rooms.Register(d.kind, d.factory, d.cfg); err != nil {
 			return nil, fmt.Errorf("gameserver: %w", err)
@@ -80,7 +98,7 @@ func New(cfg Config) (*Server, error) {
 		RateBurst:           cfg.RateBurst,
 		MaxMessage:          cfg.MaxMessageBytes,
 		Logger:              cfg.Logger,
-	}, roomRouter{s.rooms, s.fb})
+	}, roomRouter{s})
 	if err != nil {
 		return nil, fmt.Errorf("gameserver: %w", err)
 	}
@@ -115,7 +133,17 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", s.ws)
+	mux.Handle("GET /ws", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A resume that landed on another node than its session's goes
+		// there (clients name the session in the URL to allow it).
+		if s.cluster != nil && s.cluster.routeSession(w, r, r.URL.Query().Get("session")) {
+			return
+		}
+		s.ws.ServeHTTP(w, r)
+	}))
+	if s.cluster != nil {
+		mux.Handle("GET "+cluster.LinkPath, s.cluster.mesh)
+	}
 	s.fb.routes(mux)
 	s.mountBackend(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -169,7 +197,10 @@ func (s *Server) ListenAndServe() error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
-	s.log.Info("gameserver listening", zap.String("addr", s.listener.Addr().String()), zap.String("node", s.cfg.Node))
+	s.log.Info("gameserver listening", zap.String("addr", s.listener.Addr().String()), zap.String("node", s.cfg.Node), zap.Bool("cluster", s.cluster != nil))
+	if s.cluster != nil {
+		s.cluster.start()
+	}
 	defer close(s.served)
 	err := s.http.Serve(s.listener)
 	if errors.Is(err, http.ErrServerClosed) {
@@ -195,6 +226,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.rooms.Shutdown("server shutting down")
 	wsErr := s.ws.Shutdown(ctx, uint16(protocol.CloseDraining), "server restarting")
 	s.hub.Stop()
+	if s.cluster != nil {
+		s.cluster.stop(ctx)
+	}
 	s.stopBackend(ctx)
 	return errors.Join(httpErr, wsErr)
 }
@@ -208,21 +242,128 @@ func (s *Server) Register(kind string, factory game.HandlerFunc, cfg game.RoomCo
 }
 
 // roomRouter hands sessions' room operations and game messages to the
-// room engine.
-type roomRouter struct {
-	m  *room.Manager
-	fb *fallback
+// room engine, or, for a room on another node, to the cluster.
+type roomRouter struct{ s *Server }
+
+func (r roomRouter) Route(sess *session.Session, t protocol.MsgType, body []byte) error {
+	c := r.s.cluster
+	if c == nil {
+		return r.s.rooms.Handle(sess, t, body)
+	}
+	switch d := sess.Data().(type) {
+	case *remoteSeat:
+		switch t {
+		case protocol.TypeJoin:
+			var j protocol.Join
+			_ = j.Decode(body)
+			return &roomReqError{protocol.NewError(protocol.CodeAlreadyInRoom, "already in a room: leave it first"), j.ReqID}
+		case protocol.TypeList:
+			return r.list(sess, body)
+		}
+		return d.forward(append(protocol.AppendType(nil, t), body...))
+	case pendingJoin:
+		if t == protocol.TypeList {
+			return r.list(sess, body)
+		}
+		return protocol.NewError(protocol.CodeUnavailable, "a join is in progress")
+	}
+	switch t {
+	case protocol.TypeJoin:
+		var j protocol.Join
+		if err := j.Decode(body); err != nil {
+			return err
+		}
+		if sess.Data() != nil {
+			return &roomReqError{protocol.NewError(protocol.CodeAlreadyInRoom, "already in a room: leave it first"), j.ReqID}
+		}
+		sess.SetData(pendingJoin{})
+		raw := append(protocol.AppendType(nil, t), body...)
+		go c.join(sess, j, raw)
+		return nil
+	case protocol.TypeList:
+		return r.list(sess, body)
+	}
+	return r.s.rooms.Handle(sess, t, body)
 }
 
-func (r roomRouter) Route(s *session.Session, t protocol.MsgType, body []byte) error {
-	return r.m.Handle(s, t, body)
+// pendingJoin marks a session whose JOIN is being placed in the cluster.
+type pendingJoin struct{}
+
+type roomReqError struct {
+	Err   *protocol.Error
+	ReqID uint32
 }
 
-func (r roomRouter) Detached(s *session.Session) (time.Duration, bool) { return r.m.Detached(s) }
-func (r roomRouter) Resumed(s *session.Session)                        { r.m.Resumed(s) }
+func (e *roomReqError) Error() string     { return e.Err.Error() }
+func (e *roomReqError) Unwrap() error     { return e.Err }
+func (e *roomReqError) RequestID() uint32 { return e.ReqID }
+
+// list answers LIST with the rooms of every node.
+func (r roomRouter) list(sess *session.Session, body []byte) error {
+	var l protocol.List
+	if err := l.Decode(body); err != nil {
+		return err
+	}
+	c := r.s.cluster
+	c.mu.Lock()
+	entries := c.rooms
+	c.mu.Unlock()
+	out := protocol.Rooms{ReqID: l.ReqID}
+	for _, e := range entries {
+		if (l.Kind != "" && e.Kind != l.Kind) || e.Private || e.Locked || e.Players >= e.MaxPlayers {
+			continue
+		}
+		out.Rooms = append(out.Rooms, protocol.RoomInfo{RoomID: e.ID, Kind: e.Kind, Players: uint32(e.Players), MaxPlayers: uint32(e.MaxPlayers), Metadata: e.Metadata})
+		if len(out.Rooms) == protocol.MaxRooms {
+			break
+		}
+	}
+	return sess.SendMessage(&out)
+}
+
+func (r roomRouter) Started(s *session.Session) {
+	if c := r.s.cluster; c != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), c.ttl)
+			defer cancel()
+			if err := c.dir.SetSession(ctx, s.ID(), c.self); err != nil {
+				c.logErr("record session", err)
+			}
+		}()
+	}
+}
+
+func (r roomRouter) Detached(s *session.Session) (time.Duration, bool) {
+	if rs, ok := s.Data().(*remoteSeat); ok {
+		rs.event(cluster.SeatDetached)
+		return 0, false
+	}
+	return r.s.rooms.Detached(s)
+}
+
+func (r roomRouter) Resumed(s *session.Session) {
+	if rs, ok := s.Data().(*remoteSeat); ok {
+		rs.event(cluster.SeatResumed)
+		return
+	}
+	r.s.rooms.Resumed(s)
+}
+
 func (r roomRouter) Closed(s *session.Session) {
-	r.m.Closed(s)
-	r.fb.forget(s.ID())
+	if rs, ok := s.Data().(*remoteSeat); ok {
+		rs.event(cluster.SeatClosed)
+		rs.c.forgetSeat(rs)
+	} else {
+		r.s.rooms.Closed(s)
+	}
+	r.s.fb.forget(s.ID())
+	if c := r.s.cluster; c != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), c.ttl)
+			defer cancel()
+			_ = c.dir.DropSession(ctx, s.ID(), c.self)
+		}()
+	}
 }
 
 // wsHandler connects transport events to sessions.

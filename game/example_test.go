@@ -42,6 +42,10 @@ const (
 	ErrName      = 1002 // a join without a usable name
 )
 
+// SaveResult, if set, records a race's winner. It may block (a database,
+// an HTTP call), so the room runs it with Go.
+var SaveResult func(ctx context.Context, userID string) error
+
 // RaceConfig is the room type's configuration: join-or-create only puts
 // players in rooms created with the same "goal" option.
 var RaceConfig = game.RoomConfig{TickRate: 10, MaxPlayers: 4, FilterBy: []string{"goal"}}
@@ -127,6 +131,17 @@ func (g *Race) step(r game.Room, p game.Player, s Step) error {
 		r.Logger().Info("race won", zap.String("player", p.ID()))
 		_ = r.Broadcast(MsgWon, []string{p.ID()})
 		r.After(5*time.Second, func(r game.Room) { r.Dispose("race over") })
+		if SaveResult != nil {
+			user := p.UserID()
+			r.Go(func(ctx context.Context) func(game.Room) {
+				err := SaveResult(ctx, user) // on a goroutine of its own
+				return func(r game.Room) {   // back on the room's goroutine
+					if err != nil {
+						r.Logger().Warn("result not saved", zap.Error(err))
+					}
+				}
+			})
+		}
 	}
 	return nil
 }

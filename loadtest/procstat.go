@@ -112,7 +112,7 @@ func newServerSampler(pid int) (*serverSampler, error) {
 	s := &serverSampler{pid: strconv.Itoa(pid), stop: make(chan struct{}), done: make(chan struct{})}
 	rss, err := readRSS(s.pid)
 	if err != nil {
-		return nil, fmt.Errorf("--server-pid %d: %w", pid, err)
+		return nil, fmt.Errorf("--server-pid %d: cannot read its memory (has it exited?): %w", pid, err)
 	}
 	if _, err := procCPU(s.pid); err != nil {
 		return nil, fmt.Errorf("--server-pid %d: %w", pid, err)

@@ -217,11 +217,14 @@ func (r *report) writeText(w io.Writer) error {
 	}
 	b.WriteString("\nserver\n")
 	opt := func(label string, v *float64, unit string) {
-		if v == nil {
+		switch {
+		case v == nil:
 			fmt.Fprintf(&b, "  %-22s n/a\n", label)
-			return
+		case unit == "":
+			fmt.Fprintf(&b, "  %-22s %.0f\n", label, *v)
+		default:
+			fmt.Fprintf(&b, "  %-22s %.2f %s\n", label, *v, unit)
 		}
-		fmt.Fprintf(&b, "  %-22s %.2f %s\n", label, *v, unit)
 	}
 	opt("CPU", r.ServerCPUPct, "% of one core")
 	opt("RSS peak", r.ServerRSSMiB, "MiB")

@@ -276,3 +276,16 @@ func oneValue(b []byte) bool {
 	rd := protocol.NewReader(b)
 	return rd.Skip() == nil && rd.Len() == 0
 }
+
+// Has reports whether a room lives here.
+func (m *Manager) Has(id string) bool { return m.lookup(id) != nil }
+
+// Filters returns the values of a room's FilterBy options.
+func (m *Manager) Filters(id string) game.Options {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.rooms[id]; r != nil {
+		return r.filters
+	}
+	return nil
+}

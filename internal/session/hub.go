@@ -175,6 +175,13 @@ func (h *Hub) Len() int {
 	return len(h.sessions)
 }
 
+// Has reports whether a session with this ID lives here.
+func (h *Hub) Has(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byID[id] != nil
+}
+
 // Stop ends the heartbeat sweeper. Sessions stay as they are.
 func (h *Hub) Stop() {
 	h.stopOnce.Do(func() { close(h.done) })
@@ -451,6 +458,7 @@ func (h *Hub) hello(s *Session, body []byte) {
 	}
 	h.stats.Active.Add(1)
 	h.schedulePing(s)
+	h.router.Started(s)
 	s.control(&protocol.Welcome{
 		Version:        protocol.Version,
 		SessionID:      s.id,
@@ -707,6 +715,7 @@ func (noRooms) Route(s *Session, t protocol.MsgType, body []byte) error {
 	return protocol.NewError(protocol.CodeRoomNotFound, "no room types are registered")
 }
 
+func (noRooms) Started(*Session)                        {}
 func (noRooms) Detached(*Session) (time.Duration, bool) { return 0, false }
 func (noRooms) Resumed(*Session)                        {}
 func (noRooms) Closed(*Session)                         {}

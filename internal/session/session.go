@@ -37,6 +37,8 @@ type Router interface {
 	// A returned *protocol.Error is sent to the client as ERROR; any other
 	// error is reported as an internal error.
 	Route(s *Session, t protocol.MsgType, body []byte) error
+	// Started is called once a session has been welcomed.
+	Started(s *Session)
 	// Detached is called when an active session lost its connection. It
 	// returns how long the session may wait for a resume, and false to use
 	// the hub's default.

@@ -172,6 +172,13 @@ export class Client extends Emitter<ClientEvents> {
   private attempt = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private everWelcomed = false;
+  /**
+   * Messages that arrived right after a join resolved, delivered from a
+   * microtask: code that runs right after `await client.join...()` attaches
+   * its listeners first, even when several messages arrive in one event
+   * loop turn (the ws package emits them synchronously).
+   */
+  private inbox: { conn: Connection; data: Uint8Array }[] | null = null;
   private readonly host: RoomHost;
   private readonly onOnline = () => {
     if (this._state === "reconnecting" && this.reconnectTimer !== undefined) {
@@ -278,27 +285,43 @@ export class Client extends Emitter<ClientEvents> {
 
   // ---- requests ----
 
-  private async joinRequest(mode: number, kind: string, roomID: string, options: unknown): Promise<Room> {
+  private joinRequest(mode: number, kind: string, roomID: string, options: unknown): Promise<Room> {
+    // No async wrapper: the caller's `await` resumes in the microtask right
+    // after the answer, before the room's next messages are delivered.
     if (this.room) {
-      throw new GameserverError(ErrorCode.AlreadyInRoom, `already in room ${this.room.id}: leave it first`);
+      return Promise.reject(new GameserverError(ErrorCode.AlreadyInRoom, `already in room ${this.room.id}: leave it first`));
     }
-    if (this.joinPending) throw new GameserverError(ErrorCode.AlreadyInRoom, "a join is already in progress");
-    const encoded = options === undefined || options === null ? null : encodeValue(options);
-    this.joinPending = true;
+    if (this.joinPending) return Promise.reject(new GameserverError(ErrorCode.AlreadyInRoom, "a join is already in progress"));
+    let encoded: Uint8Array | null;
     try {
-      return await this.request<Room>("join", (reqID) => ({ type: MsgType.Join, reqID, mode, kind, roomID, options: encoded }), { options });
-    } finally {
-      this.joinPending = false;
+      encoded = options === undefined || options === null ? null : encodeValue(options);
+    } catch (e) {
+      return Promise.reject(e);
     }
+    this.joinPending = true;
+    return this.request<Room>("join", (reqID) => ({ type: MsgType.Join, reqID, mode, kind, roomID, options: encoded }), { options }, () => {
+      this.joinPending = false;
+    });
   }
 
   /**
    * Sends a request once the session is open and resolves with its answer.
    * The timeout covers both the wait for the session and the answer.
    */
-  private request<T>(kind: Pending["kind"], build: (reqID: number) => Message, extra: Partial<Pending> = {}): Promise<T> {
-    if (this._state === "closed") return Promise.reject(new GameserverError(ErrorCode.ClientClosed, "the client was closed"));
-    return new Promise<T>((resolve, reject) => {
+  private request<T>(kind: Pending["kind"], build: (reqID: number) => Message, extra: Partial<Pending> = {}, settled: () => void = () => {}): Promise<T> {
+    if (this._state === "closed") {
+      settled();
+      return Promise.reject(new GameserverError(ErrorCode.ClientClosed, "the client was closed"));
+    }
+    return new Promise<T>((res, rej) => {
+      const resolve = (v: T) => {
+        settled();
+        res(v);
+      };
+      const reject = (e: GameserverError) => {
+        settled();
+        rej(e);
+      };
       let reqID = 0;
       let done = false;
       const timer = setTimeout(() => {
@@ -439,6 +462,38 @@ export class Client extends Emitter<ClientEvents> {
 
   private receive(conn: Connection, data: Uint8Array): void {
     conn.lastReceived = now();
+    if (this.inbox) {
+      this.inbox.push({ conn, data });
+      return;
+    }
+    this.handle(conn, data);
+  }
+
+  /** Holds incoming messages until the current microtasks have run. */
+  private deferInbox(): void {
+    if (this.inbox) return;
+    this.inbox = [];
+    const drain = () => {
+      const queued = this.inbox ?? [];
+      this.inbox = null;
+      for (let i = 0; i < queued.length; i++) {
+        const again = this.inbox as { conn: Connection; data: Uint8Array }[] | null;
+        if (again) {
+          // A message in the batch resolved another join: keep the order.
+          again.push(...queued.slice(i));
+          return;
+        }
+        if (this.conn === queued[i].conn) this.handle(queued[i].conn, queued[i].data);
+      }
+    };
+    // setImmediate (Node) runs after every pending microtask; browsers
+    // deliver each WebSocket message as a task of its own anyway.
+    const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
+    if (typeof g.setImmediate === "function") g.setImmediate(drain);
+    else queueMicrotask(drain);
+  }
+
+  private handle(conn: Connection, data: Uint8Array): void {
     let msg: Message;
     try {
       msg = decodeMessage(data);
@@ -703,6 +758,7 @@ export class Client extends Emitter<ClientEvents> {
     this.room = room;
     p.resolve(room);
     queueMicrotask(() => room.joined && room._emit("join", room));
+    this.deferInbox();
   }
 
   private left(m: Left): void {
