@@ -52,6 +52,8 @@ type clusterNode struct {
 	healthy atomic.Bool         // the last heartbeat reached the directory
 	lastErr time.Time
 
+	restores map[uint32]chan error // restore requests waiting for OpRestored
+
 	redisRTT atomic.Uint64 // heartbeats that reached the directory
 	done     chan struct{}
 	wg       sync.WaitGroup
@@ -61,10 +63,11 @@ type clusterNode struct {
 func newClusterNode(s *Server, dir cluster.Directory) *clusterNode {
 	c := &clusterNode{
 		s: s, self: s.cfg.Node, addr: s.cfg.Advertise, dir: dir, ttl: s.cfg.LeaseTTL, log: s.log.Named("cluster"),
-		leases: make(map[string]cluster.Lease),
-		served: make(map[*cluster.Link]map[uint32]*remoteMember),
-		opened: make(map[*cluster.Link]map[uint32]*remoteSeat),
-		done:   make(chan struct{}),
+		leases:   make(map[string]cluster.Lease),
+		served:   make(map[*cluster.Link]map[uint32]*remoteMember),
+		opened:   make(map[*cluster.Link]map[uint32]*remoteSeat),
+		done:     make(chan struct{}),
+		restores: make(map[uint32]chan error),
 	}
 	c.mesh = cluster.NewMesh(c.self, s.cfg.ClusterSecret, c, c.resolve, c.log)
 	return c
@@ -342,12 +345,13 @@ func (c *clusterNode) leastLoaded() string {
 // remoteSeat is a session's seat in a room another node owns, as the
 // session's node sees it (stored as the session's Data).
 type remoteSeat struct {
-	c      *clusterNode
-	link   *cluster.Link
-	ch     uint32
-	sess   *session.Session
-	roomID string
-	dirty  bool
+	c        *clusterNode
+	link     *cluster.Link
+	ch       uint32
+	sess     *session.Session
+	roomID   string // learnt from JOINED
+	playerID string
+	dirty    bool
 }
 
 // join places a JOIN and, for a room on another node, opens a seat channel
@@ -523,6 +527,11 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 		switch p[0] {
 		case cluster.SeatDetached:
 			c.s.rooms.Detached(rm)
+		case cluster.SeatMoving:
+			c.s.rooms.Hold(rm)
+			c.mu.Lock()
+			delete(c.served[l], ch)
+			c.mu.Unlock()
 		case cluster.SeatResumed:
 			c.s.rooms.Resumed(rm)
 		default:
@@ -539,7 +548,7 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 		if t, body, err := protocol.Split(p); err == nil && t == protocol.TypeJoined {
 			var j protocol.Joined
 			if j.Decode(body) == nil {
-				rs.roomID = j.RoomID
+				rs.roomID, rs.playerID = j.RoomID, j.PlayerID
 			}
 		}
 		f := frame.New()
@@ -547,6 +556,50 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 		_ = rs.sess.Send(f.Seal())
 		f.Release()
 		rs.dirty = true
+	case cluster.OpRestore:
+		go c.serveRestore(l, ch, string(p))
+	case cluster.OpRestored:
+		c.restoreReply(ch, p)
+	case cluster.OpSeatMoved:
+		rs := c.openedSeat(l, ch)
+		if rs == nil {
+			return
+		}
+		c.forgetSeat(rs)
+		target := string(p)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if target == c.self {
+				rs.sess.SetData(nil)
+				c.s.rooms.Reseat(rs.sess, rs.roomID, rs.playerID)
+				return
+			}
+			nl, err := c.mesh.Link(ctx, target)
+			if err != nil {
+				rs.sess.SetData(nil)
+				_ = rs.sess.SendMessage(&protocol.Left{RoomID: rs.roomID, Reason: protocol.LeftDropped, Code: protocol.CodeUnavailable})
+				return
+			}
+			c.reopen(rs.sess, nl, rs.roomID, rs.playerID)
+		}()
+	case cluster.OpSeatReopen:
+		m, roomID, playerID, err := cluster.DecodeReseat(p)
+		if err != nil {
+			c.logErr("seat reopen", err)
+			return
+		}
+		rm := &remoteMember{c: c, link: l, ch: ch, m: m}
+		if len(m.Claims) > 0 {
+			_ = msgpack.Unmarshal(m.Claims, &rm.claims)
+		}
+		c.mu.Lock()
+		if c.served[l] == nil {
+			c.served[l] = make(map[uint32]*remoteMember)
+		}
+		c.served[l][ch] = rm
+		c.mu.Unlock()
+		c.s.rooms.Reseat(rm, roomID, playerID)
 	case cluster.OpSeatGone:
 		rs := c.openedSeat(l, ch)
 		if rs == nil {

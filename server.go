@@ -90,6 +90,7 @@ func New(cfg Config) (*Server, error) {
 		ReplayMessages:      cfg.ReplayMessages,
 		ReplayBytes:         cfg.ReplayBytes,
 		MaxResumesPerMinute: cfg.MaxResumesPerMinute,
+		Adopt:               s.adoptSession,
 		Node:                cfg.Node,
 		PingInterval:        cfg.PingInterval,
 		PingTimeout:         cfg.PingTimeout,
@@ -209,10 +210,13 @@ func (s *Server) ListenAndServe() error {
 	return err
 }
 
-// Shutdown drains the node: /readyz fails at once, new connections are
-// refused, every session is closed with 4002 (reconnect later), and the
-// process may exit when Shutdown returns. It waits for the closes until ctx
-// ends (or ShutdownTimeout when ctx has no deadline).
+// Shutdown drains the node: /readyz fails at once and new connections
+// are refused. In a cluster, rooms that can snapshot and every session
+// move to other nodes (see drain.go); rooms that cannot run until they end
+// or ctx is nearly over. Then every remaining session is told MOVE (come
+// back after a jittered delay) and closed with 4002, rooms are disposed,
+// and the node leaves the cluster. Without a deadline in ctx,
+// ShutdownTimeout bounds it.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.backendDraining()
@@ -222,15 +226,47 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		defer cancel()
 	}
 	s.ws.Drain()
-	httpErr := s.http.Shutdown(ctx)
+	if s.cluster != nil {
+		s.cluster.drain(ctx)
+		s.awaitRooms(ctx)
+	}
 	s.rooms.Shutdown("server shutting down")
+	for _, sess := range s.hub.Sessions() {
+		if sess.Active() {
+			sess.Control(&protocol.Move{DelayMs: moveDelay()})
+		}
+	}
+	s.hub.Shutdown(protocol.CloseDraining, "server restarting")
 	wsErr := s.ws.Shutdown(ctx, uint16(protocol.CloseDraining), "server restarting")
+	httpErr := s.http.Shutdown(ctx)
 	s.hub.Stop()
 	if s.cluster != nil {
 		s.cluster.stop(ctx)
 	}
 	s.stopBackend(ctx)
 	return errors.Join(httpErr, wsErr)
+}
+
+// awaitRooms waits for the rooms that could not move to end, until shortly
+// before ctx's deadline.
+func (s *Server) awaitRooms(ctx context.Context) {
+	deadline, _ := ctx.Deadline()
+	margin := time.Until(deadline) / 10
+	for len(s.rooms.Rooms("")) > 0 && time.Until(deadline) > margin {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// adoptSession imports a session that moved here (cluster mode).
+func (s *Server) adoptSession(id string) bool {
+	if s.cluster == nil {
+		return false
+	}
+	return s.cluster.adopt(id)
 }
 
 // Register adds a room type to this server. Call it before ListenAndServe.
@@ -342,8 +378,12 @@ func (r roomRouter) Detached(s *session.Session) (time.Duration, bool) {
 }
 
 func (r roomRouter) Resumed(s *session.Session) {
-	if rs, ok := s.Data().(*remoteSeat); ok {
-		rs.event(cluster.SeatResumed)
+	switch d := s.Data().(type) {
+	case *remoteSeat:
+		d.event(cluster.SeatResumed)
+		return
+	case *movedSeat:
+		r.s.cluster.reseat(s, d)
 		return
 	}
 	r.s.rooms.Resumed(s)
@@ -353,6 +393,9 @@ func (r roomRouter) Closed(s *session.Session) {
 	if rs, ok := s.Data().(*remoteSeat); ok {
 		rs.event(cluster.SeatClosed)
 		rs.c.forgetSeat(rs)
+	} else if _, moved := s.Data().(*movedSeat); moved {
+		// An adopted session that never came back: its held seat expires
+		// in its room.
 	} else {
 		r.s.rooms.Closed(s)
 	}

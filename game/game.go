@@ -145,6 +145,21 @@ type Resumer interface {
 	OnResume(r Room, p Player)
 }
 
+// Snapshotter is implemented by handlers whose rooms can move between
+// nodes (zero-downtime deploys) and come back after a node dies. Snapshot
+// encodes all game state; Restore rebuilds it on a fresh handler, in place
+// of OnCreate. Both run on the room's goroutine. Timers, Go continuations
+// and Player.Data do not travel: Restore re-arms what the game needs.
+// Restoring a snapshot and snapshotting again must give identical bytes.
+//
+// After a restore every seat is held for its player, who is dropped until
+// the client resumes (OnResume) or the resume window ends (OnLeave with
+// LeaveDropped). Players() lists them from the start, with the same IDs.
+type Snapshotter interface {
+	Snapshot(r Room) ([]byte, error)
+	Restore(r Room, snap []byte) error
+}
+
 // Player is a seated player. Methods are safe to call from the room's
 // goroutine; a Player stays valid (as a map key, too) after it left.
 type Player interface {

@@ -56,6 +56,10 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	if e.errs.total() != 0 {
 		t.Errorf("errors %v", e.errs.snapshot())
 	}
+	// States are sequenced and acknowledged; pings are not.
+	if seq, states := b.recvSeq.Load(), p.c.v[cStatesIn].Load(); seq != states {
+		t.Errorf("%d messages counted for the ack, %d states received", seq, states)
+	}
 	if n := p.hs.h[histInput].TotalCount(); n < 500 {
 		t.Errorf("%d input latencies recorded", n)
 	}

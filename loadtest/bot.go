@@ -59,6 +59,9 @@ type bot struct {
 	// Heartbeat: the sender writes, the reader reads.
 	pingNonce atomic.Uint32
 	pingSent  atomic.Int64
+	// recvSeq counts the sequenced messages received on this session (the
+	// reader writes it; the sender acknowledges it in its PINGs).
+	recvSeq atomic.Uint64
 
 	// Arena inputs: the sender writes, the reader reads.
 	seq  atomic.Uint32

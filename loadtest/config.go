@@ -68,6 +68,7 @@ type config struct {
 	ServerPID      int
 	Processes      int
 	Join           bool
+	Ack            bool
 	InputHz        int
 	ChatRate       float64
 	ChurnLife      time.Duration
@@ -102,6 +103,7 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "PID of the server process to sample (CPU, RSS) through /proc")
 	fs.IntVar(&c.Processes, "processes", 0, "driver processes (0: one per 18,000 bots)")
 	fs.BoolVar(&c.Join, "join", true, "join rooms (idle joins chat rooms; churn joins arena rooms)")
+	fs.BoolVar(&c.Ack, "ack", true, "acknowledge received messages in the bots' PINGs, so the server can free its replay buffers")
 	fs.IntVar(&c.InputHz, "input-hz", 20, "arena inputs per second per bot")
 	fs.Float64Var(&c.ChatRate, "chat-rate", 1, "chat messages per second per bot (chat scenario)")
 	fs.DurationVar(&c.ChurnLife, "churn-life", 5*time.Second, "mean time a churn bot stays before it leaves, closes or drops")
@@ -442,6 +444,7 @@ func (c *config) workerArgs(bots, offset int, ramp float64) []string {
 		"--room-size=" + strconv.Itoa(c.RoomSize),
 		"--transport=" + c.Transport,
 		"--join=" + strconv.FormatBool(c.Join),
+		"--ack=" + strconv.FormatBool(c.Ack),
 		"--input-hz=" + strconv.Itoa(c.InputHz),
 		"--chat-rate=" + strconv.FormatFloat(c.ChatRate, 'g', -1, 64),
 		"--churn-life=" + c.ChurnLife.String(),

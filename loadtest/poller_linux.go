@@ -246,6 +246,12 @@ func (p *poller) message(b *bot, msg []byte, now int64) bool {
 		return true
 	}
 	switch t {
+	case protocol.TypePing, protocol.TypePong, protocol.TypeResumed, protocol.TypeKick, protocol.TypeWelcome:
+	default:
+		// Every other message the server sends after WELCOME is sequenced.
+		b.recvSeq.Add(1)
+	}
+	switch t {
 	case protocol.TypePing:
 		var m protocol.Ping
 		if m.Decode(body) != nil {
@@ -285,6 +291,7 @@ func (p *poller) message(b *bot, msg []byte, now int64) bool {
 			return true
 		}
 		b.welcomed.Store(true)
+		b.recvSeq.Store(0)
 		e.connected.Add(1)
 		record(p.hs.h[histConnect], now-b.dialStart.Load())
 		if e.kind != "" {

@@ -120,6 +120,9 @@ func (s *sender) visit(b *bot, now int64) {
 		n := b.pingNonce.Add(1)
 		b.pingSent.Store(time.Now().UnixNano())
 		m := protocol.Ping{Nonce: n}
+		if e.cfg.Ack {
+			m.Ack = b.recvSeq.Load()
+		}
 		if s.send(b, m.Append(s.wbuf[:0])) {
 			s.c.add(cPingsSent, 1)
 		}

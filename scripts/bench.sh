@@ -63,7 +63,7 @@ run() {
   echo "== $name"
   if timeout 600 bin/loadtest --url "$URL" --server-pid "$server_pid" --source "$SOURCES" --json "$@" \
     >"$work/$name.json" 2>"$work/$name.err"; then
-    grep -E '"(connected|errors|p99_ms|tick_p99_ms|server_cpu_pct|rss_per_conn_kib)"' "$work/$name.json" | tr -d ' \n'
+    grep -E '^  "(connected|errors|p99_ms|tick_p99_ms|server_cpu_pct|rss_per_conn_kib)"' "$work/$name.json" | tr -d ' \n'
     echo
   else
     echo "$name: the driver failed: $(tail -3 "$work/$name.err")" | tee -a "$work/notes.txt"

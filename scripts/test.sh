@@ -11,3 +11,14 @@ fi
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
 go test -run '^$' -fuzz FuzzDecode -fuzztime 30s ./internal/protocol/
+
+# The JavaScript client (clients/js): type check, bundle freshness, Node
+# unit and integration tests, and the demo pages in headless Chromium,
+# against real server processes.
+(
+  cd clients/js
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund
+  fi
+  npm test
+)

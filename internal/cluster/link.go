@@ -35,12 +35,24 @@ import (
 // EncodeMember), SeatMsg (a client message), SeatClose (reason byte:
 // closed, detached, resumed). From the owner: SeatOut (a server message for
 // the player), SeatGone (the room released the seat).
+//
+// Moving rooms and sessions (drain): OpRestore asks the peer to restore a
+// room from its snapshot in the directory (payload: room id; the channel
+// number is the request id), answered by OpRestored (payload: a status
+// byte, 0 = done, then a message). OpSeatMoved tells a seat's entry node
+// that the room moved to another node (payload: that node's id);
+// OpSeatReopen reopens a seat in a room after a move (payload: the member,
+// then the room id and player id, see EncodeReseat).
 const (
 	OpSeatOpen byte = iota + 1
 	OpSeatMsg
 	OpSeatClose
 	OpSeatOut
 	OpSeatGone
+	OpRestore
+	OpRestored
+	OpSeatMoved
+	OpSeatReopen
 )
 
 // Seat close reasons carried by OpSeatClose.
@@ -48,6 +60,7 @@ const (
 	SeatClosed   byte = 0 // the session ended
 	SeatDetached byte = 1 // the session's connection dropped; it may resume
 	SeatResumed  byte = 2 // the session is back
+	SeatMoving   byte = 3 // the session moves to another node: hold the seat for it
 )
 
 const (

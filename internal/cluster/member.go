@@ -51,3 +51,28 @@ func DecodeMember(b []byte) (Member, error) {
 	}
 	return m, nil
 }
+
+// EncodeReseat appends an OpSeatReopen payload.
+func EncodeReseat(dst []byte, m Member, roomID, playerID string) []byte {
+	dst = EncodeMember(dst, m)
+	dst = protocol.AppendString(dst, roomID)
+	return protocol.AppendString(dst, playerID)
+}
+
+// DecodeReseat reads an OpSeatReopen payload.
+func DecodeReseat(b []byte) (m Member, roomID, playerID string, err error) {
+	r := protocol.NewReader(b)
+	raw, err := r.ReadRaw()
+	if err != nil {
+		return m, "", "", errors.New("cluster: malformed reseat")
+	}
+	if m, err = DecodeMember(raw); err != nil {
+		return m, "", "", err
+	}
+	room, err1 := r.ReadStringBytes(protocol.MaxIDLen)
+	player, err2 := r.ReadStringBytes(protocol.MaxIDLen)
+	if err1 != nil || err2 != nil {
+		return m, "", "", errors.New("cluster: malformed reseat ids")
+	}
+	return m, string(room), string(player), nil
+}

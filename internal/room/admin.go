@@ -37,6 +37,7 @@ type RoomInfo struct {
 // PlayerInfo describes a seated player.
 type PlayerInfo struct {
 	ID        string  `json:"id"`
+	SessionID string  `json:"-"`
 	UserID    string  `json:"userId,omitempty"`
 	Connected bool    `json:"connected"`
 	RTTMillis float64 `json:"rttMs"`
@@ -78,7 +79,7 @@ func (r *room) info() RoomInfo {
 }
 
 func (p *player) info() PlayerInfo {
-	return PlayerInfo{ID: p.id, UserID: p.member.UserID(), Connected: p.Connected(), RTTMillis: float64(p.member.RTT().Microseconds()) / 1000}
+	return PlayerInfo{ID: p.id, SessionID: p.member.ID(), UserID: p.member.UserID(), Connected: p.Connected(), RTTMillis: float64(p.member.RTT().Microseconds()) / 1000}
 }
 
 // Rooms lists every live room (private and locked ones too), of one type

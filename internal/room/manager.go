@@ -197,7 +197,7 @@ func (m *Manager) Handle(mb Member, t protocol.MsgType, body []byte) error {
 		if p == nil {
 			return withReq(errNotInRoom, l.ReqID)
 		}
-		p.room.postLeave(p, game.LeaveLeft, l.ReqID)
+		p.room.postLeave(mb, p, game.LeaveLeft, l.ReqID)
 		return nil
 	case t == protocol.TypeList:
 		var l protocol.List
@@ -255,7 +255,7 @@ func (m *Manager) Resumed(mb Member) {
 // Closed tells the engine a member's session ended: its seat is given up.
 func (m *Manager) Closed(mb Member) {
 	if p := seatOf(mb); p != nil {
-		p.room.postLeave(p, game.LeaveDropped, 0)
+		p.room.postLeave(mb, p, game.LeaveDropped, 0)
 	}
 }
 

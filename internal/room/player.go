@@ -19,6 +19,8 @@ type player struct {
 	dirty   bool // has frames queued since the last flush
 	index   int  // position in room.players
 
+	heldUntil time.Time // a restored seat waiting for its player; zero otherwise
+
 	joining bool           // inside OnJoin: frames for the player are held
 	held    []*frame.Frame // frames sent during OnJoin, released after JOINED
 }

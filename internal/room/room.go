@@ -27,6 +27,8 @@ const (
 	evDispose
 	evDrop
 	evResume
+	evReseat
+	evHold
 )
 
 // event is one entry of a room's inbox.
@@ -42,6 +44,7 @@ type event struct {
 	leave    game.LeaveReason
 	deadline time.Time
 	fn       func(game.Room)
+	member   Member
 }
 
 // bodyBuf carries a message body from the transport's buffer into the
@@ -98,25 +101,36 @@ type room struct {
 	lastWarn    time.Time
 	lastTickDur time.Duration
 	overruns    uint64
+	restore     *Envelope // set until the loop restores from it
+	moving      bool      // disposed because it moved: players are not told
 }
 
 // createLocked makes a room of kind k and starts its loop. Lock must be held.
 func (m *Manager) createLocked(k *kind, opts game.Options) *room {
+	var filters game.Options
+	for _, key := range k.cfg.FilterBy {
+		if v, ok := opts[key]; ok {
+			if filters == nil {
+				filters = make(game.Options)
+			}
+			filters[key] = v
+		}
+	}
+	r := m.newRoomLocked(k, newID(10), filters)
+	m.startLocked(r, event{kind: evCreate, opts: opts})
+	return r
+}
+
+// newRoomLocked builds a room and registers it. Lock must be held.
+func (m *Manager) newRoomLocked(k *kind, id string, filters game.Options) *room {
 	r := &room{
-		m: m, kind: k, id: newID(10), created: time.Now(),
+		m: m, kind: k, id: id, created: time.Now(),
 		maxPlayers: k.cfg.MaxPlayers,
 		inbox:      make(chan event, k.cfg.InboxSize),
 		tickRate:   k.cfg.TickRate,
 		emptySince: time.Now(),
+		filters:    filters,
 		routes:     make(map[game.MsgType]func(game.Room, game.Player, game.Message) error),
-	}
-	for _, key := range k.cfg.FilterBy {
-		if v, ok := opts[key]; ok {
-			if r.filters == nil {
-				r.filters = make(game.Options)
-			}
-			r.filters[key] = v
-		}
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.log = m.log.With(zap.String("room", r.id), zap.String("kind", k.name), zap.String("node", m.cfg.Node))
@@ -125,10 +139,15 @@ func (m *Manager) createLocked(k *kind, opts game.Options) *room {
 	k.rooms.Add(1)
 	m.stats.Rooms.Add(1)
 	m.stats.RoomsCreated.Add(1)
-	r.inbox <- event{kind: evCreate, opts: opts} // the inbox is empty: never blocks
+	return r
+}
+
+// startLocked queues the room's first event and starts its loop. Lock must
+// be held.
+func (m *Manager) startLocked(r *room, first event) {
+	r.inbox <- first // the inbox is empty: never blocks
 	m.wg.Add(1)
 	go r.run()
-	return r
 }
 
 // post queues ev. With wait it blocks until the room takes it (used for
@@ -166,9 +185,9 @@ func (r *room) postMessage(p *player, t protocol.MsgType, body []byte) error {
 	return nil
 }
 
-func (r *room) postLeave(p *player, reason game.LeaveReason, reqID uint32) {
-	if !r.post(event{kind: evLeave, p: p, leave: reason, reqID: reqID}, true) && p.member.Data() == any(p) {
-		p.member.SetData(nil) // the room is gone; its cleanup already released the seat
+func (r *room) postLeave(mb Member, p *player, reason game.LeaveReason, reqID uint32) {
+	if !r.post(event{kind: evLeave, p: p, leave: reason, reqID: reqID}, true) && mb.Data() == any(p) {
+		mb.SetData(nil) // the room is gone; its cleanup already released the seat
 	}
 }
 
@@ -223,7 +242,14 @@ func (r *room) run() {
 func (r *room) handle(ev event) {
 	switch ev.kind {
 	case evCreate:
-		if err := r.handler0().OnCreate(r, ev.opts); err != nil {
+		var err error
+		if r.restore != nil {
+			err = r.restoreFrom(r.restore)
+			r.restore = nil
+		} else {
+			err = r.handler0().OnCreate(r, ev.opts)
+		}
+		if err != nil {
 			r.createErr = err
 			r.disposing = "create failed"
 		} else if o := r.m.cfg.Observer; o != nil {
@@ -248,6 +274,19 @@ func (r *room) handle(ev event) {
 				rs.OnDrop(r, p)
 			}
 			r.presence(p, protocol.PresenceDrop)
+		}
+	case evReseat:
+		r.reseat(ev.member, ev.reason)
+	case evHold:
+		if p := ev.p; p.seated {
+			p.heldUntil = time.Now().Add(r.kind.cfg.ResumeWindow)
+			if !p.dropped {
+				p.dropped = true
+				if rs, ok := r.handler.(game.Resumer); ok {
+					rs.OnDrop(r, p)
+				}
+				r.presence(p, protocol.PresenceDrop)
+			}
 		}
 	case evResume:
 		if p := ev.p; p.seated && p.dropped {
@@ -417,6 +456,7 @@ func (r *room) onTick(now time.Time) {
 
 // checkEmpty disposes a room nobody has used for EmptyTimeout.
 func (r *room) checkEmpty(now time.Time) {
+	r.expireHeld(now)
 	r.m.mu.Lock()
 	r.expireReservationsLocked(now)
 	idle := r.seats == 0 && now.Sub(r.emptySince) >= r.kind.cfg.EmptyTimeout
@@ -477,6 +517,17 @@ func (r *room) finish() {
 	if r.createErr != nil {
 		kickErr = asGameError(r.createErr)
 	}
+	if r.moving {
+		// The players moved with the room: release the seats silently.
+		for _, p := range r.players {
+			p.seated, p.gone = false, true
+			r.m.stats.Players.Add(-1)
+		}
+		r.m.mu.Lock()
+		r.seats = 0
+		r.m.mu.Unlock()
+		r.players, r.gamePlayer = nil, nil
+	}
 	r.safely(func() {
 		for len(r.players) > 0 {
 			p := r.players[len(r.players)-1]
@@ -486,7 +537,7 @@ func (r *room) finish() {
 			r.leave(p, game.LeaveDisposed, 0, nil)
 		}
 	})
-	if r.handler != nil {
+	if r.handler != nil && !r.moving {
 		r.safely(func() { r.handler.OnDispose(r) })
 	}
 	r.flush()

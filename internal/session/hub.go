@@ -53,6 +53,10 @@ type Config struct {
 	// unacknowledged messages kept for a resume. Zero means 1024 and 1 MiB.
 	ReplayMessages int
 	ReplayBytes    int
+	// Adopt, if set, is asked for a session a RESUME names that is not
+	// here (it may have moved from another node); it returns whether it
+	// imported the session.
+	Adopt func(sessionID string) bool
 	// MaxResumesPerMinute bounds how often one session may be resumed; a
 	// client reconnecting in a tight loop is refused with 429. Zero means 12.
 	MaxResumesPerMinute int
@@ -175,6 +179,24 @@ func (h *Hub) Len() int {
 	return len(h.sessions)
 }
 
+// Get returns the session with this ID, or nil.
+func (h *Hub) Get(id string) *Session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byID[id]
+}
+
+// Sessions returns every session past WELCOME.
+func (h *Hub) Sessions() []*Session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Session, 0, len(h.byID))
+	for _, s := range h.byID {
+		out = append(out, s)
+	}
+	return out
+}
+
 // Has reports whether a session with this ID lives here.
 func (h *Hub) Has(id string) bool {
 	h.mu.Lock()
@@ -287,7 +309,7 @@ func sequenced(t protocol.MsgType) bool {
 // Message handles one inbound message of s.
 func (h *Hub) Message(s *Session, msg []byte) {
 	st := s.state.Load()
-	if st == stateClosed || st == stateDetached {
+	if st == stateClosed || st == stateDetached || s.frozen.Load() {
 		return
 	}
 	t, body, err := protocol.Split(msg)
@@ -492,6 +514,11 @@ func (h *Hub) resume(p *Session, body []byte) {
 	h.mu.Lock()
 	s := h.byID[m.SessionID]
 	h.mu.Unlock()
+	if s == nil && h.cfg.Adopt != nil && m.SessionID != "" && h.cfg.Adopt(m.SessionID) {
+		h.mu.Lock()
+		s = h.byID[m.SessionID]
+		h.mu.Unlock()
+	}
 	var token string
 	if s != nil {
 		s.mu.Lock()

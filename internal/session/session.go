@@ -82,7 +82,8 @@ type Session struct {
 	grace      time.Duration
 	resumes    *rate.Limiter // made at the first resume
 
-	inSeq atomic.Uint64 // sequenced messages received from the client
+	inSeq  atomic.Uint64 // sequenced messages received from the client
+	frozen atomic.Bool   // moving to another node: client messages are dropped
 
 	// Touched only by the goroutine that delivers this session's messages.
 	rejectedInRow int
@@ -113,6 +114,14 @@ func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
 
 // Active reports whether the session completed HELLO and has a connection.
 func (s *Session) Active() bool { return s.state.Load() == stateActive }
+
+// Detached reports whether the session lost its connection and waits for
+// a resume.
+func (s *Session) Detached() bool { return s.state.Load() == stateDetached }
+
+// Control sends an unsequenced message (MOVE, KICK) on the current
+// connection at once.
+func (s *Session) Control(m protocol.Message) { s.control(m) }
 
 // Connected reports whether the session has a connection (it may be
 // waiting for a resume otherwise).

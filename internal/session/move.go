@@ -1,0 +1,130 @@
+package session
+
+import (
+	"errors"
+	"time"
+
+	"github.com/gameserver/gameserver/internal/frame"
+	"github.com/gameserver/gameserver/internal/protocol"
+	"github.com/vmihailenco/msgpack/v5"
+	"golang.org/x/time/rate"
+)
+
+// State is a session in transit between nodes (a drain moves its sessions
+// to the nodes their clients reconnect to). It is msgpack-encoded.
+type State struct {
+	ID       string         `msgpack:"id"`
+	Token    string         `msgpack:"token"`
+	UserID   string         `msgpack:"user,omitempty"`
+	Claims   map[string]any `msgpack:"claims,omitempty"`
+	Expires  int64          `msgpack:"exp,omitempty"`
+	OutSeq   uint64         `msgpack:"out"`
+	InSeq    uint64         `msgpack:"in"`
+	FirstSeq uint64         `msgpack:"first"`  // sequence number of Replay[0]
+	Replay   [][]byte       `msgpack:"replay"` // the unacknowledged messages, in order
+	// Seat is the router's description of where the session sits (its
+	// room and player), opaque to the session layer.
+	Seat []byte `msgpack:"seat,omitempty"`
+}
+
+// Freeze stops a session from taking client messages: from now on they
+// are dropped and not counted, so what the client sent after this is
+// re-sent after the resume elsewhere (RESUMED's clientSeq).
+func (s *Session) Freeze() { s.frozen.Store(true) }
+
+// Export captures a frozen session for a move. The session keeps running
+// until Retire.
+func (h *Hub) Export(s *Session, seat []byte) State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := State{ID: s.id, Token: s.token, UserID: s.userID, Claims: s.claims, Expires: s.expires.Load(),
+		OutSeq: s.outSeq, InSeq: s.inSeq.Load(), FirstSeq: s.buf.firstSeq, Seat: seat}
+	s.buf.each(0, func(_ uint64, f *frame.Frame) { st.Replay = append(st.Replay, append([]byte(nil), f.B...)) })
+	if len(st.Replay) == 0 {
+		st.FirstSeq = s.outSeq + 1
+	}
+	return st
+}
+
+// Retire ends a session that moved to another node: its connection is
+// closed with code and reason, and the router is not told (the session
+// lives on elsewhere).
+func (h *Hub) Retire(s *Session, code protocol.CloseCode, reason string) {
+	prev := s.state.Swap(stateClosed)
+	if prev == stateClosed {
+		return
+	}
+	h.mu.Lock()
+	delete(h.sessions, s)
+	if h.byID[s.id] == s {
+		delete(h.byID, s.id)
+	}
+	h.mu.Unlock()
+	s.mu.Lock()
+	c := s.conn
+	s.buf.reset()
+	s.mu.Unlock()
+	switch prev {
+	case stateActive:
+		h.stats.Active.Add(-1)
+	case stateDetached:
+		h.stats.Detached.Add(-1)
+	}
+	if c != nil {
+		c.Close(uint16(code), reason)
+	}
+}
+
+// ErrSessionExists is returned by Import for a session already here.
+var ErrSessionExists = errors.New("session: already here")
+
+// Import recreates a moved session, detached, waiting for its client's
+// RESUME for the hub's resume window. The caller restores the router's
+// seat from st.Seat.
+func (h *Hub) Import(st State) (*Session, error) {
+	if st.ID == "" || st.Token == "" {
+		return nil, errors.New("session: state without id or token")
+	}
+	if st.FirstSeq == 0 || st.FirstSeq+uint64(len(st.Replay)) != st.OutSeq+1 {
+		return nil, errors.New("session: state with an inconsistent replay buffer")
+	}
+	s := &Session{
+		hub: h, id: st.ID, token: st.Token, userID: st.UserID, claims: st.Claims,
+		opened:  time.Now().UnixNano(),
+		limiter: rate.NewLimiter(rate.Limit(h.cfg.RateLimit), h.cfg.RateBurst),
+		outSeq:  st.OutSeq,
+	}
+	s.expires.Store(st.Expires)
+	s.inSeq.Store(st.InSeq)
+	s.buf.maxMsgs, s.buf.maxBytes = max(h.cfg.ReplayMessages, len(st.Replay)), max(h.cfg.ReplayBytes, 1)
+	for i, b := range st.Replay {
+		f := frame.New()
+		f.B = append(f.B, b...)
+		s.buf.push(st.FirstSeq+uint64(i), f.Seal())
+		f.Release()
+	}
+	s.state.Store(stateDetached)
+	s.detachedAt = time.Now().UnixNano()
+	s.grace = h.cfg.ResumeWindow
+	h.mu.Lock()
+	if h.byID[s.id] != nil {
+		h.mu.Unlock()
+		s.buf.reset()
+		return nil, ErrSessionExists
+	}
+	h.sessions[s] = struct{}{}
+	h.byID[s.id] = s
+	h.mu.Unlock()
+	h.stats.Detached.Add(1)
+	return s, nil
+}
+
+// EncodeState and DecodeState convert a State for storage.
+func EncodeState(st State) ([]byte, error) { return msgpack.Marshal(&st) }
+
+// DecodeState reads a State.
+func DecodeState(b []byte) (State, error) {
+	var st State
+	err := msgpack.Unmarshal(b, &st)
+	return st, err
+}
