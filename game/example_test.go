@@ -20,11 +20,11 @@ import (
 //
 // Messages (bodies are msgpack arrays):
 //
-//	MsgReady  C→S  []            start the countdown
-//	MsgStep   C→S  [n]           run n steps (1 to 3)
-//	MsgWelcome S→C [goal]        sent to a runner who joins
-//	MsgGo     S→all []           the race has started
-//	MsgWon    S→all [playerID]   the winner
+//	MsgReady    C→S    []          start the countdown
+//	MsgStep     C→S    [n]         run n steps (1 to 3)
+//	MsgWelcome  S→C    [goal]      sent to a runner who joins
+//	MsgGo       S→all  []          the race has started
+//	MsgWon      S→all  [playerID]  the winner
 //
 // Each tick while the race runs, the STATE body is [[playerID, pos, away], ...].
 const (
@@ -39,7 +39,7 @@ const (
 const (
 	ErrTooFew    = 1000 // MsgReady with fewer than two runners
 	ErrNotRacing = 1001 // MsgStep before the start or after the finish
-	ErrName      = 1002 // a join without a usable name
+	ErrName      = 1002 // a join with a name over 32 bytes
 )
 
 // SaveResult, if set, records a race's winner. It may block (a database,

@@ -3,7 +3,8 @@
 # driver, runs a fixed matrix of load tests against a fresh server each
 # (idle at 5k, 10k and 19k connections; arena at 1k, 2.5k, 5k and 7.5k
 # bots), runs the Go micro-benchmarks, and writes
-# bench/results/<date>.md with a table and an SVG plot. Everything runs on
+# bench/results/<date>.md with a table and an SVG plot (the raw reports in
+# bench/results/<date>/). Everything runs on
 # loopback; every process it starts it stops by PID. About 10 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ go build -o bin/benchreport ./bench/benchreport
 
 work=$(mktemp -d)
 server_pid=""
+# Other processes on the machine skew the figures: say how busy it was.
+echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5 and 15 min)" >"$work/notes.txt"
 
 stop_server() {
   if [ -n "$server_pid" ]; then
@@ -114,11 +117,16 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then
   commit="$commit (with uncommitted changes)"
 fi
+# The raw reports stay beside the page, so it can be rendered again.
+mkdir -p "$out"
 reports=()
 for f in "$work"/idle-*.json "$work"/arena-*.json; do
-  [ -e "$f" ] && reports+=("$f")
+  if [ -e "$f" ]; then
+    cp "$f" "$out/"
+    reports+=("$out/$(basename "$f")")
+  fi
 done
-touch "$work/notes.txt"
+cp "$work/notes.txt" "$work/gobench.txt" "$out/"
 bin/benchreport render --out "$out.md" --svg "$out.svg" --gobench "$work/gobench.txt" \
   --notes "$work/notes.txt" --commit "$commit" "${reports[@]}"
-echo "wrote $out.md and $out.svg"
+echo "wrote $out.md, $out.svg and the raw reports in $out/"

@@ -306,12 +306,12 @@ func plot(results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
-	panel(&b, 0, "p99 latency (ms)", []series{
+	panel(&b, 0, "p99 latency (ms, log scale)", true, []series{
 		{"arena input-to-state", "#d62728", arenaIn},
 		{"arena tick-to-client", "#ff7f0e", arenaTick},
 		{"idle ping round trip", "#1f77b4", idleRTT},
 	})
-	panel(&b, w/2, "server CPU (% of one core)", []series{
+	panel(&b, w/2, "server CPU (% of one core)", false, []series{
 		{"arena", "#d62728", arenaCPU},
 		{"idle", "#1f77b4", idleCPU},
 	})
@@ -319,26 +319,55 @@ func plot(results []result) string {
 	return b.String()
 }
 
-// panel draws one 480×380 panel at horizontal offset x0.
-func panel(b *strings.Builder, x0 int, title string, ss []series) {
+// panel draws one 480×380 panel at horizontal offset x0, with a linear
+// or a logarithmic value axis.
+func panel(b *strings.Builder, x0 int, title string, logY bool, ss []series) {
 	const pw, ph = 480, 380
 	const left, right, top, bottom = 60, 20, 40, 90
 	iw, ih := float64(pw-left-right), float64(ph-top-bottom)
 	var xmax, ymax float64
+	ymin := math.Inf(1)
 	for _, s := range ss {
 		for _, p := range s.points {
 			xmax, ymax = math.Max(xmax, p[0]), math.Max(ymax, p[1])
+			if p[1] > 0 {
+				ymin = math.Min(ymin, p[1])
+			}
 		}
 	}
-	xmax, ymax = niceCeil(xmax), niceCeil(ymax)
+	xmax = niceCeil(xmax)
+	// The value axis: ticks and the mapping of a value to [0, 1].
+	var yticks []float64
+	var yfrac func(float64) float64
+	if logY {
+		lo, hi := -1.0, 3.0 // 0.1 ms to 1 s when there is nothing to show
+		if !math.IsInf(ymin, 1) {
+			lo, hi = math.Floor(math.Log10(ymin)), math.Ceil(math.Log10(ymax))
+			if hi <= lo {
+				hi = lo + 1
+			}
+		}
+		for e := lo; e <= hi; e++ {
+			yticks = append(yticks, math.Pow(10, e))
+		}
+		yfrac = func(v float64) float64 { return (math.Log10(v) - lo) / (hi - lo) }
+	} else {
+		ymax = niceCeil(ymax)
+		for i := 0; i <= 5; i++ {
+			yticks = append(yticks, ymax*float64(i)/5)
+		}
+		yfrac = func(v float64) float64 { return v / ymax }
+	}
 	ox, oy := float64(x0+left), float64(top)+ih
 	px := func(v float64) float64 { return ox + v/xmax*iw }
-	py := func(v float64) float64 { return oy - v/ymax*ih }
+	py := func(v float64) float64 { return oy - yfrac(v)*ih }
 	fmt.Fprintf(b, `<text x="%d" y="22" font-size="14" font-weight="bold">%s</text>`+"\n", x0+left, escape(title))
-	for i := 0; i <= 5; i++ {
-		yv, xv := ymax*float64(i)/5, xmax*float64(i)/5
+	for _, yv := range yticks {
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", ox, py(yv), ox+iw, py(yv))
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", ox-6, py(yv)+4, tick(yv))
+	}
+	for i := 0; i <= 5; i++ {
+		xv := xmax * float64(i) / 5
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", px(xv), oy+16, tick(xv))
 	}
 	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black"/>`+"\n", ox, oy, ox+iw, oy)
@@ -348,20 +377,26 @@ func panel(b *strings.Builder, x0 int, title string, ss []series) {
 	for i, s := range ss {
 		lx := ox + float64(i)*150
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"/>`+"\n", lx, ly, lx+18, ly, s.color)
+		var pts [][2]float64
+		for _, p := range s.points {
+			if !logY || p[1] > 0 {
+				pts = append(pts, p)
+			}
+		}
 		label := s.name
-		if len(s.points) == 0 {
+		if len(pts) == 0 {
 			label += " (no data)"
 		}
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f">%s</text>`+"\n", lx+22, ly+4, escape(label))
-		if len(s.points) == 0 {
+		if len(pts) == 0 {
 			continue
 		}
-		var pts []string
-		for _, p := range s.points {
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(p[0]), py(p[1])))
+		var coords []string
+		for _, p := range pts {
+			coords = append(coords, fmt.Sprintf("%.1f,%.1f", px(p[0]), py(p[1])))
 		}
-		fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(pts, " "), s.color)
-		for _, p := range s.points {
+		fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(coords, " "), s.color)
+		for _, p := range pts {
 			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>%s: %.0f bots, %.2f</title></circle>`+"\n",
 				px(p[0]), py(p[1]), s.color, escape(s.name), p[0], p[1])
 		}

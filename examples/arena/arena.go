@@ -33,11 +33,12 @@ const (
 // Config is the arena room type's configuration.
 var Config = game.RoomConfig{TickRate: 20, MaxPlayers: 8, EmptyTimeout: 10 * time.Second}
 
-// Input is the decoded input message.
+// Input is the decoded input message. The directions decode from any
+// msgpack number (a browser's numbers are float64).
 type Input struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Seq      uint32
-	DX, DY   float32
+	DX, DY   float64
 }
 
 // dot is one player's state.
@@ -83,10 +84,10 @@ func (a *Arena) input(r game.Room, p game.Player, in Input) error {
 	if in.Seq < d.lastSeq {
 		return nil // late duplicate: the newer input already applied
 	}
-	if math.IsNaN(float64(in.DX)) || math.IsNaN(float64(in.DY)) {
+	if math.IsNaN(in.DX) || math.IsNaN(in.DY) {
 		return &game.Error{Code: game.ErrBadRequest.Code, Message: "dx and dy must be numbers"}
 	}
-	d.dx, d.dy = clamp(in.DX, -1, 1), clamp(in.DY, -1, 1)
+	d.dx, d.dy = clamp(float32(in.DX), -1, 1), clamp(float32(in.DY), -1, 1)
 	d.lastSeq = in.Seq
 	return nil
 }
@@ -111,6 +112,48 @@ func (a *Arena) OnLeave(r game.Room, p game.Player, _ game.LeaveReason) {
 			break
 		}
 	}
+}
+
+// snapshot is the arena's portable state.
+type snapshot struct {
+	_msgpack struct{}  `msgpack:",as_array"`
+	Dots     []dotSnap `msgpack:"dots"`
+}
+
+type dotSnap struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	ID       string
+	X, Y     float32
+	DX, DY   float32
+	LastSeq  uint32
+}
+
+// Snapshot implements game.Snapshotter: every dot, in seat order.
+func (a *Arena) Snapshot(r game.Room) ([]byte, error) {
+	s := snapshot{Dots: make([]dotSnap, len(a.dots))}
+	for i, d := range a.dots {
+		s.Dots[i] = dotSnap{ID: d.id, X: d.x, Y: d.y, DX: d.dx, DY: d.dy, LastSeq: d.lastSeq}
+	}
+	return msgpack.Marshal(&s)
+}
+
+// Restore implements game.Snapshotter: the dots come back, each bound to
+// its player's held seat, and the input route is set up again.
+func (a *Arena) Restore(r game.Room, b []byte) error {
+	var s snapshot
+	if err := msgpack.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	a.dots = a.dots[:0]
+	for _, ds := range s.Dots {
+		d := &dot{id: ds.ID, x: ds.X, y: ds.Y, dx: ds.DX, dy: ds.DY, lastSeq: ds.LastSeq}
+		a.dots = append(a.dots, d)
+		if p := r.Player(ds.ID); p != nil {
+			p.SetData(d)
+		}
+	}
+	game.On(r, MsgInput, a.input)
+	return nil
 }
 
 // stateBody encodes the dots as the arena state body without reflection.

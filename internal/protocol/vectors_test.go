@@ -94,7 +94,7 @@ func fieldsOf(m Message) (object, error) {
 			{"pingIntervalMs", m.PingIntervalMs}, {"pingTimeoutMs", m.PingTimeoutMs},
 			{"maxMessage", m.MaxMessage}, {"resumeToken", optJSON(m.ResumeToken)}}, nil
 	case *Ping:
-		return object{{"nonce", m.Nonce}, {"rttUs", m.RTTMicros}}, nil
+		return object{{"nonce", m.Nonce}, {"rttUs", m.RTTMicros}, {"ack", u64s(m.Ack)}}, nil
 	case *Pong:
 		return object{{"nonce", m.Nonce}}, nil
 	case *ErrorMsg:
@@ -107,7 +107,7 @@ func fieldsOf(m Message) (object, error) {
 		return object{{"sessionID", m.SessionID}, {"resumeToken", m.ResumeToken},
 			{"lastSeq", u64s(m.LastSeq)}, {"token", optJSON(m.Token)}}, nil
 	case *Resumed:
-		return object{{"sessionID", m.SessionID}, {"fromSeq", u64s(m.FromSeq)}}, nil
+		return object{{"sessionID", m.SessionID}, {"fromSeq", u64s(m.FromSeq)}, {"clientSeq", u64s(m.ClientSeq)}, {"resumeToken", optJSON(m.ResumeToken)}}, nil
 	case *Join:
 		return object{{"reqID", m.ReqID}, {"mode", m.Mode}, {"kind", m.Kind}, {"roomID", m.RoomID},
 			{"options", rawJSON(m.Options)}}, nil

@@ -267,6 +267,9 @@ func (r *room) handle(ev event) {
 		ev.fn(r)
 	case evDispose:
 		r.disposing = ev.reason
+		if r.disposing == "" {
+			r.disposing = "disposed"
+		}
 	case evDrop:
 		if p := ev.p; p.seated && !p.dropped {
 			p.dropped = true
@@ -418,6 +421,11 @@ func (r *room) leave(p *player, why game.LeaveReason, reqID uint32, kickErr *gam
 			}
 		case game.LeaveDisposed:
 			left.Reason = protocol.LeftDisposed
+			r.m.mu.Lock()
+			if r.m.closed {
+				left.Code = protocol.CodeUnavailable // the server is shutting down: come back
+			}
+			r.m.mu.Unlock()
 		}
 		r.sendMsgAnyway(p, &left)
 	}

@@ -34,7 +34,9 @@ function options(outfile, { external = [] } = {}) {
     legalComments: "eof",
     external,
     banner: {
-      js: `/* ${pkg.name} ${pkg.version}: gameserver browser client, built from clients/js (npm run build). Do not edit. Includes @msgpack/msgpack (ISC license). */`,
+      js: external.length
+        ? `/* ${pkg.name} ${pkg.version}: gameserver client, built from clients/js. */`
+        : `/* ${pkg.name} ${pkg.version}: gameserver browser client, built from clients/js (npm run build). Do not edit. Includes @msgpack/msgpack (ISC license). */`,
     },
     logLevel: "warning",
   };

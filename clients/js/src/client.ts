@@ -273,6 +273,8 @@ export class Client extends Emitter<ClientEvents> {
     const err = new GameserverError(ErrorCode.ClientClosed, "the client was closed");
     const conn = this.conn;
     this.teardown(conn);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
     conn?.transport?.close(CloseCode.Normal, "client closed");
     this.setState("closed");
     this.failAll(err);
@@ -424,7 +426,11 @@ export class Client extends Emitter<ClientEvents> {
     try {
       transport = this.opts.transport(this.url, {
         open: () => {
-          if (this.conn === conn) void this.hello(conn);
+          // From a microtask: a transport may report open before the
+          // factory has returned it.
+          queueMicrotask(() => {
+            if (this.conn === conn) void this.hello(conn);
+          });
         },
         message: (data) => {
           if (this.conn === conn) this.receive(conn, data);
@@ -687,7 +693,14 @@ export class Client extends Emitter<ClientEvents> {
     }
     let delay: number;
     if (conn.move) {
-      this.url = normalizeUrl(conn.move.url);
+      // MOVE: reconnect after its delay, to its URL (empty: the same one).
+      if (conn.move.url) {
+        try {
+          this.url = normalizeUrl(conn.move.url);
+        } catch (e) {
+          this.reportError(room, new GameserverError(ErrorCode.BadServerMessage, `MOVE to an unusable URL ${JSON.stringify(conn.move.url)}: ${errMessage(e)}; reconnecting to ${this.url}`));
+        }
+      }
       delay = conn.move.delayMs;
     } else if (action === "drain") {
       delay = drainDelay(this.opts.minReconnectDelay, this.opts.drainDelay);

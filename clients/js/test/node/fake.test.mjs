@@ -341,3 +341,60 @@ test("game messages before a handler is registered are held for it", async () =>
     },
   );
 });
+
+test("close() while reconnecting stops the reconnection", async () => {
+  await scenario(
+    async (conn) => {
+      await conn.handshake();
+      conn.close(4001, "slow consumer");
+    },
+    { minReconnectDelay: 300, maxReconnectDelay: 300 },
+    async (c, fake) => {
+      await c.connect();
+      await nextEvent(c, "reconnecting");
+      const disconnected = nextEvent(c, "disconnected");
+      c.close();
+      assert.equal((await disconnected).closeCode, 1000);
+      await sleep(700);
+      assert.equal(fake.conns.length, 1, "no new connection after close()");
+      assert.equal(c.state, "closed");
+    },
+  );
+});
+
+test("MOVE then a close: reconnect after its delay, to its URL or the same one", async () => {
+  const other = await fakeServer(async (conn) => {
+    await conn.handshake();
+    await conn.acceptJoin({ roomID: "r-9" });
+  });
+  try {
+    for (const target of ["", other.url]) {
+      await scenario(
+        async (conn) => {
+          await conn.handshake();
+          await conn.acceptJoin({ roomID: "r-9" });
+          if (conn.index > 1) return;
+          await conn.next(MsgType.Ping);
+          conn.send({ type: MsgType.Move, url: target, resumeToken: "rt", delayMs: 150 });
+          conn.close(4002, "draining");
+        },
+        { drainDelay: 5000, minReconnectDelay: 50 },
+        async (c, fake) => {
+          const room = await c.joinOrCreate("arena");
+          const r = await nextEvent(room, "reconnecting");
+          assert.equal(r.delay, 150, "the MOVE's delay, not the drain delay");
+          await nextEvent(room, "reconnected", 3000);
+          if (target) {
+            assert.equal(c.url, other.url);
+            assert.equal(fake.conns.length, 1);
+          } else {
+            assert.equal(fake.conns.length, 2);
+          }
+        },
+      );
+    }
+    assert.equal(other.conns.length, 1);
+  } finally {
+    await other.close();
+  }
+});

@@ -1,0 +1,152 @@
+package room
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gameserver/gameserver/examples/arena"
+	"github.com/gameserver/gameserver/game"
+	"github.com/gameserver/gameserver/internal/protocol"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+func join(t *testing.T, m *Manager, s *sink, mode protocol.JoinMode, kind, roomID string) {
+	t.Helper()
+	j := protocol.Join{ReqID: 1, Mode: mode, Kind: kind, RoomID: roomID}
+	_, body, _ := protocol.Split(j.Append(nil))
+	if err := m.Handle(s, protocol.TypeJoin, body); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for seatOf(s) == nil || !seatOf(s).seated {
+		if time.Now().After(deadline) {
+			t.Fatal("not seated")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func input(t *testing.T, m *Manager, s *sink, seq uint32, dx float32) {
+	t.Helper()
+	_, body, _ := protocol.Split((&protocol.ArenaInput{Seq: seq, DX: dx, DY: -dx}).Append(nil))
+	if err := m.Handle(s, protocol.TypeArenaInput, body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A snapshot restored into a fresh manager and taken again gives the same
+// bytes, and every seat comes back held for its player.
+func TestSnapshotRestoreRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	a := NewManager(Config{Node: "a"})
+	b := NewManager(Config{Node: "b"})
+	cfg := arena.Config
+	cfg.ResumeWindow = time.Minute
+	for _, m := range []*Manager{a, b} {
+		if err := m.Register("arena", arena.New, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p1, p2 := &sink{id: "s1"}, &sink{id: "s2"}
+	join(t, a, p1, protocol.JoinOrCreate, "arena", "")
+	roomID := seatOf(p1).room.id
+	join(t, a, p2, protocol.JoinByID, "", roomID)
+	input(t, a, p1, 7, 1)
+	input(t, a, p2, 3, -1)
+	time.Sleep(150 * time.Millisecond) // a few ticks move the dots
+
+	snap, err := a.Snapshot(ctx, roomID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := DecodeEnvelope(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.RoomID != roomID || len(env.Seats) != 2 || env.Seats[0].SessionID != "s1" || env.Tick == 0 {
+		t.Fatalf("envelope %+v", env)
+	}
+	// The source room stops without telling its players.
+	deadline := time.Now().Add(2 * time.Second)
+	for a.Has(roomID) {
+		if time.Now().After(deadline) {
+			t.Fatal("moved room still running")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Restore on b; freeze it with a long-running call while snapshotting
+	// again so no tick moves the dots in between.
+	if _, err := b.Restore(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	var again []byte
+	err = b.call(ctx, roomID, func(r *room) error {
+		if len(r.players) != 2 || !r.players[0].dropped || r.players[0].heldUntil.IsZero() {
+			t.Errorf("restored seats not held: %+v", r.players)
+		}
+		g, err := r.handler.(game.Snapshotter).Snapshot(r)
+		again = g
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, env.Game) {
+		var x, y any
+		_ = msgpack.Unmarshal(env.Game, &x)
+		_ = msgpack.Unmarshal(again, &y)
+		t.Fatalf("restore then snapshot differs:\n%v\n%v", x, y)
+	}
+	// A player's session comes back: reseated, with its dot.
+	p1b := &sink{id: "s1"}
+	b.Reseat(p1b, roomID, env.Seats[0].PlayerID)
+	deadline = time.Now().Add(2 * time.Second)
+	for seatOf(p1b) == nil || seatOf(p1b).dropped {
+		if time.Now().After(deadline) {
+			t.Fatal("not reseated")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Someone else cannot take the held seat.
+	thief := &sink{id: "s9"}
+	b.Reseat(thief, roomID, env.Seats[1].PlayerID)
+	time.Sleep(50 * time.Millisecond)
+	if seatOf(thief) != nil {
+		t.Fatal("a held seat went to another session")
+	}
+	a.Shutdown("")
+	b.Shutdown("")
+}
+
+func TestRestoreRefusals(t *testing.T) {
+	ctx := context.Background()
+	m := NewManager(Config{})
+	if err := m.Register("base", func() game.Handler { return game.Base{} }, game.RoomConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Shutdown("")
+	if _, err := m.Restore(ctx, []byte{0xc1}); err == nil {
+		t.Fatal("garbage restored")
+	}
+	bad, _ := msgpack.Marshal(&Envelope{Version: 99, Kind: "base", RoomID: "x"})
+	if _, err := m.Restore(ctx, bad); err == nil {
+		t.Fatal("unknown version restored")
+	}
+	unknown, _ := msgpack.Marshal(&Envelope{Version: EnvelopeVersion, Kind: "nope", RoomID: "x"})
+	if _, err := m.Restore(ctx, unknown); err != ErrUnknownKind {
+		t.Fatalf("unknown kind: %v", err)
+	}
+	noSnap, _ := msgpack.Marshal(&Envelope{Version: EnvelopeVersion, Kind: "base", RoomID: "x"})
+	if _, err := m.Restore(ctx, noSnap); err == nil {
+		t.Fatal("a handler without Restore restored")
+	}
+	info, err := m.Create(ctx, "base", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Snapshot(ctx, info.ID, false); err != ErrNotSnapshotter {
+		t.Fatalf("snapshot of a non-snapshotter: %v", err)
+	}
+}
