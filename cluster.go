@@ -93,6 +93,11 @@ func (c *clusterNode) start() {
 
 // stop leaves the cluster: links close, leases and the registry entry go.
 func (c *clusterNode) stop(ctx context.Context) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
 	close(c.done)
 	c.wg.Wait()
 	c.mesh.Close()
@@ -751,3 +756,6 @@ func (o clusterObserver) RoomDisposed(r room.RoomInfo, _ string) {
 }
 func (clusterObserver) PlayerJoined(room.RoomInfo, room.PlayerInfo)                 {}
 func (clusterObserver) PlayerLeft(room.RoomInfo, room.PlayerInfo, game.LeaveReason) {}
+
+// Owns reports whether this node runs the room with the given ID.
+func (s *Server) Owns(roomID string) bool { return s.rooms.Has(roomID) }

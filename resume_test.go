@@ -84,7 +84,7 @@ type resumer struct {
 
 func unsequenced(t protocol.MsgType) bool {
 	switch t {
-	case protocol.TypePing, protocol.TypePong, protocol.TypeWelcome, protocol.TypeResumed, protocol.TypeKick:
+	case protocol.TypePing, protocol.TypePong, protocol.TypeWelcome, protocol.TypeResumed, protocol.TypeKick, protocol.TypeMove:
 		return true
 	}
 	return false

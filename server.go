@@ -189,6 +189,13 @@ func (s *Server) Listen() error {
 		return fmt.Errorf("gameserver: listen: %w", err)
 	}
 	s.listener = l
+	if s.cluster != nil {
+		// An advertised port 0 (listening on a free port) is the one we got.
+		if host, port, _ := net.SplitHostPort(s.cluster.addr); port == "0" {
+			_, real, _ := net.SplitHostPort(l.Addr().String())
+			s.cluster.addr = net.JoinHostPort(host, real)
+		}
+	}
 	return nil
 }
 

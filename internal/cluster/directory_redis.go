@@ -87,11 +87,9 @@ type published struct {
 type RedisOption func(*redisConfig)
 
 type redisConfig struct {
-	prefix                           string
-	dialTimeout, rwTimeout           time.Duration
-	poolSize                         int
-	maxRetries                       int
-	minRetryBackoff, maxRetryBackoff time.Duration
+	prefix                 string
+	dialTimeout, rwTimeout time.Duration
+	poolSize               int
 }
 
 // DefaultRedisPrefix is the key prefix NewRedis uses unless told otherwise.
@@ -124,18 +122,16 @@ func WithPoolSize(n int) RedisOption {
 }
 
 // NewRedis returns a directory on the Redis server at rawURL, of the form
-// redis://[user:password@]host[:port][/db] (port 6379 and database 0 by
-// default). It does not connect: the first call does, and every call
+// redis://[[user]:password@]host[:port][/db] (port 6379 and database 0 by
+// default; as with redis-cli, redis://secret@host means the password
+// "secret"). It does not connect: the first call does, and every call
 // fails with an error wrapping ErrUnavailable while the server cannot be
 // reached.
 func NewRedis(rawURL string, opts ...RedisOption) (*Redis, error) {
 	cfg := redisConfig{
-		prefix:          DefaultRedisPrefix,
-		dialTimeout:     time.Second,
-		rwTimeout:       time.Second,
-		maxRetries:      1,
-		minRetryBackoff: 5 * time.Millisecond,
-		maxRetryBackoff: 50 * time.Millisecond,
+		prefix:      DefaultRedisPrefix,
+		dialTimeout: time.Second,
+		rwTimeout:   time.Second,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -154,9 +150,9 @@ func NewRedis(rawURL string, opts ...RedisOption) (*Redis, error) {
 	// One retry, on a fresh connection, hides a connection the server
 	// closed (as it does when it restarts). Every directory write is
 	// idempotent, so a retried command that had already run is harmless.
-	ro.MaxRetries = cfg.maxRetries
-	ro.MinRetryBackoff = cfg.minRetryBackoff
-	ro.MaxRetryBackoff = cfg.maxRetryBackoff
+	ro.MaxRetries = 1
+	ro.MinRetryBackoff = 5 * time.Millisecond
+	ro.MaxRetryBackoff = 50 * time.Millisecond
 	ro.Protocol = 2
 	ro.DisableIdentity = true
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
@@ -177,23 +173,24 @@ func NewRedis(rawURL string, opts ...RedisOption) (*Redis, error) {
 // parseRedisURL checks a redis:// URL strictly and turns it into options.
 func parseRedisURL(raw string) (*redis.Options, error) {
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("cluster: redis url %q: %s", raw, fmt.Sprintf(format, a...))
+		return fmt.Errorf("cluster: redis url %q: %s", redactURL(raw), fmt.Sprintf(format, a...))
 	}
 	if strings.TrimSpace(raw) == "" {
 		return nil, errors.New("cluster: redis url is empty (want redis://host:port/db)")
 	}
+	if !strings.Contains(raw, "://") {
+		return nil, bad("not a URL (want redis://host:port/db)")
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: redis url: %w", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may hold a password
+		}
+		return nil, bad("%v (want redis://host:port/db)", err)
 	}
 	if u.Scheme != "redis" {
-		if u.Scheme == "" {
-			return nil, bad("no scheme (want redis://host:port/db)")
-		}
 		return nil, bad("unsupported scheme %q (want redis://host:port/db)", u.Scheme)
-	}
-	if u.Opaque != "" {
-		return nil, bad("malformed (want redis://host:port/db)")
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, bad("query and fragment are not supported")
@@ -230,6 +227,22 @@ func parseRedisURL(raw string) (*redis.Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// redactURL hides the user and password part of a URL, for messages.
+func redactURL(raw string) string {
+	head, rest := "", raw
+	if i := strings.Index(raw, "://"); i >= 0 {
+		head, rest = raw[:i+3], raw[i+3:]
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
+		return head + "xxxxx@" + rest[at+1:]
+	}
+	return raw
 }
 
 // countHook counts every command sent, one per command of a pipeline or
@@ -294,12 +307,13 @@ func unavailableReply(msg string) bool {
 	return false
 }
 
-// ttlMillis checks a TTL and returns it in milliseconds (at least 1).
+// ttlMillis checks a TTL and returns it in milliseconds, rounded up: an
+// entry never expires before the ttl its writer asked for.
 func ttlMillis(op string, ttl time.Duration) (int64, error) {
 	if ttl <= 0 {
 		return 0, fmt.Errorf("cluster: redis %s: ttl must be positive, got %v", op, ttl)
 	}
-	return max(ttl.Milliseconds(), 1), nil
+	return int64((ttl + time.Millisecond - 1) / time.Millisecond), nil
 }
 
 // Register upserts the node's entry, alive for ttl.
@@ -414,9 +428,9 @@ if v then
 	redis.call('PEXPIRE', KEYS[1], ARGV[2])
 	return {1, string.sub(v, at + 1)}
 end
-local e = redis.call('INCR', KEYS[2])
+local e = string.format('%d', redis.call('INCR', KEYS[2]))
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. e, 'PX', ARGV[2])
-return {1, tostring(e)}
+return {1, e}
 `)
 
 // Acquire takes the lease of a room for node, for ttl, if it is free or
@@ -553,11 +567,7 @@ func (r *Redis) Publish(ctx context.Context, node string, rooms []RoomEntry, ttl
 	defer st.mu.Unlock()
 	if len(rooms) == 0 {
 		st.last = nil
-		if err := r.rdb.Del(ctx, key).Err(); err != nil {
-			return r.fail("publish", err)
-		}
-		st.last = []byte{}
-		return nil
+		return r.fail("publish", r.rdb.Del(ctx, key).Err())
 	}
 	sorted := slices.Clone(rooms)
 	slices.SortFunc(sorted, func(a, b RoomEntry) int { return strings.Compare(a.ID, b.ID) })
@@ -570,20 +580,18 @@ func (r *Redis) Publish(ctx context.Context, node string, rooms []RoomEntry, ttl
 			return fmt.Errorf("cluster: redis publish: room %s: %w", e.ID, err)
 		}
 		fields = append(fields, e.ID, b)
-		enc.WriteString(strconv.Itoa(len(e.ID)))
-		enc.WriteByte(':')
-		enc.WriteString(e.ID)
 		enc.WriteString(strconv.Itoa(len(b)))
 		enc.WriteByte(':')
 		enc.Write(b)
 	}
-	if st.last != nil && len(st.last) > 0 && bytes.Equal(st.last, enc.Bytes()) {
+	if last := st.last; bytes.Equal(last, enc.Bytes()) {
+		st.last = nil
 		ok, err := r.rdb.PExpire(ctx, key, time.Duration(ms)*time.Millisecond).Result()
 		if err != nil {
-			st.last = nil
 			return r.fail("publish", err)
 		}
 		if ok {
+			st.last = last
 			return nil
 		}
 		// The hash is gone (expired, deregistered, or the server lost

@@ -59,11 +59,13 @@ func TestRedisURL(t *testing.T) {
 	bad := map[string]string{
 		"":                        "empty",
 		"   ":                     "empty",
-		"127.0.0.1:6379":          "scheme",
+		"127.0.0.1:6379":          "not a URL",
+		"localhost":               "not a URL",
+		"://host:6379":            "want redis://",
 		"http://127.0.0.1:6379/0": "unsupported scheme",
 		"rediss://host:6379/0":    "unsupported scheme",
 		"unix:///tmp/redis.sock":  "unsupported scheme",
-		"redis:host:6379":         "malformed",
+		"redis:host:6379":         "not a URL",
 		"redis://":                "no host",
 		"redis:///0":              "no host",
 		"redis://:6379/0":         "no host",
@@ -78,6 +80,9 @@ func TestRedisURL(t *testing.T) {
 		"redis://host:6379/0#x":   "fragment",
 		"redis://ho st:6379/0":    "redis url",
 		"redis://[::1/0":          "redis url",
+		"redis://u:hunter2@h:x/0": "xxxxx@h:x",
+		"redis://hunter2@h:1/x":   "xxxxx@h:1",
+		"hunter2@h:1":             "xxxxx@h:1",
 	}
 	for raw, want := range bad {
 		d, err := NewRedis(raw)
@@ -88,6 +93,9 @@ func TestRedisURL(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("NewRedis(%q) = %v, want an error mentioning %q", raw, err, want)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("NewRedis(%q): the error shows the password: %v", raw, err)
 		}
 		if errors.Is(err, ErrUnavailable) {
 			t.Errorf("NewRedis(%q): a bad URL is not an unavailable directory: %v", raw, err)
@@ -926,8 +934,10 @@ func TestRedisDown(t *testing.T) {
 				t.Errorf("round %d: %s with Redis down = %v, want ErrUnavailable", round, name, err)
 			}
 		}
-		if el := time.Since(start); el > 5*time.Second {
-			t.Errorf("round %d: 15 calls with Redis down took %v", round, el)
+		el := time.Since(start)
+		t.Logf("round %d: 15 calls with Redis down took %v", round, el)
+		if el > 5*time.Second {
+			t.Errorf("round %d: too slow", round)
 		}
 	}
 	start := time.Now()
@@ -966,7 +976,9 @@ func TestRedisHung(t *testing.T) {
 	}()
 	start := time.Now()
 	_, err := d.Nodes(context.Background())
-	if el := time.Since(start); !errors.Is(err, ErrUnavailable) || el > 2*time.Second {
+	el := time.Since(start)
+	t.Logf("Nodes on a hung server (300ms timeouts): %v after %v", err, el)
+	if !errors.Is(err, ErrUnavailable) || el > 2*time.Second {
 		t.Errorf("Nodes on a hung server = %v after %v, want ErrUnavailable within the timeouts", err, el)
 	}
 	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -977,7 +989,7 @@ func TestRedisHung(t *testing.T) {
 		t.Errorf("Register on a hung server with a 100ms deadline = %v after %v", err, el)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Logf("deadline error does not wrap context.DeadlineExceeded: %v", err)
+		t.Errorf("error past the caller's deadline does not wrap context.DeadlineExceeded: %v", err)
 	}
 	srv.Resume()
 	resumed = true

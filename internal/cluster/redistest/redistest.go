@@ -6,9 +6,10 @@
 // the Stop and Start methods of the returned Server: the server comes back
 // on the same port, empty.
 //
-// When /usr/bin/redis-server (or a redis-server on PATH) is missing, the
-// test is skipped, unless GAMESERVER_REQUIRE_REDIS=1 is set, in which case
-// it fails.
+// The binary is /usr/bin/redis-server, else a redis-server on PATH, or
+// the one GAMESERVER_REDIS_SERVER names. When there is none the test is
+// skipped, unless GAMESERVER_REQUIRE_REDIS=1 is set, in which case it
+// fails.
 package redistest
 
 import (
@@ -33,6 +34,10 @@ const DefaultBinary = "/usr/bin/redis-server"
 // RequireEnv is the environment variable that turns a missing
 // redis-server from a skipped test into a failed one.
 const RequireEnv = "GAMESERVER_REQUIRE_REDIS"
+
+// BinaryEnv, when set, is the path of the redis-server binary to run
+// instead of DefaultBinary.
+const BinaryEnv = "GAMESERVER_REDIS_SERVER"
 
 // startTimeout bounds how long a server may take to answer PING.
 const startTimeout = 10 * time.Second
@@ -85,14 +90,22 @@ func StartServer(t testing.TB) *Server {
 // the test when there is none.
 func binary(t testing.TB) string {
 	t.Helper()
-	if st, err := os.Stat(DefaultBinary); err == nil && !st.IsDir() {
-		return DefaultBinary
+	var msg string
+	if p := os.Getenv(BinaryEnv); p != "" {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+		msg = "redistest: redis-server not found at " + p + " (from " + BinaryEnv + ")"
+	} else {
+		if st, err := os.Stat(DefaultBinary); err == nil && !st.IsDir() {
+			return DefaultBinary
+		}
+		if p, err := exec.LookPath("redis-server"); err == nil {
+			return p
+		}
+		msg = "redistest: redis-server not found (" + DefaultBinary + " is missing and none is on PATH); " +
+			"install it (Debian package redis-server) to run the Redis directory tests"
 	}
-	if p, err := exec.LookPath("redis-server"); err == nil {
-		return p
-	}
-	msg := "redistest: redis-server not found (" + DefaultBinary + " is missing and none is on PATH); " +
-		"install it (Debian package redis-server) to run the Redis directory tests"
 	if os.Getenv(RequireEnv) == "1" {
 		t.Fatal(msg + "; " + RequireEnv + "=1 makes this a failure")
 	}

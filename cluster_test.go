@@ -1,0 +1,230 @@
+package gameserver_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gameserver/gameserver"
+	"github.com/gameserver/gameserver/examples/arena"
+	"github.com/gameserver/gameserver/internal/cluster/redistest"
+	"github.com/gameserver/gameserver/internal/protocol"
+)
+
+// node is one cluster node running in this process.
+type node struct {
+	srv  *gameserver.Server
+	addr string
+	done chan error
+}
+
+func startNode(t *testing.T, redisURL, id string, cfg gameserver.Config) *node {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Node = id
+	cfg.Redis = redisURL
+	cfg.ClusterSecret = "test-cluster-secret"
+	cfg.LeaseTTL = time.Second
+	cfg.MaxResumesPerMinute = 1000
+	cfg.HandshakeRate = -1
+	cfg.ShutdownTimeout = 3 * time.Second
+	srv, err := gameserver.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Register("arena", arena.New, arena.Config); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{srv: srv, addr: srv.Addr().String(), done: make(chan error, 1)}
+	go func() { n.done <- srv.ListenAndServe() }()
+	t.Cleanup(func() { n.stop() })
+	return n
+}
+
+func (n *node) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = n.srv.Shutdown(ctx)
+	select {
+	case <-n.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// arenaBot plays arena and checks its stream: state ticks increase with no
+// gap, and its own lastSeq never goes back.
+type arenaBot struct {
+	*resumer
+	playerID string
+	roomID   string
+	seq      uint32
+	lastTick uint64
+	applied  uint32
+}
+
+func (b *arenaBot) readStates(t *testing.T, n int) {
+	t.Helper()
+	for got := 0; got < n; {
+		tp, body, err := b.read(3 * time.Second)
+		if err != nil {
+			t.Fatalf("bot %s: %v", b.playerID, err)
+		}
+		if tp != protocol.TypeState {
+			continue
+		}
+		var st protocol.State
+		if err := st.Decode(body); err != nil {
+			t.Fatal(err)
+		}
+		if b.lastTick != 0 && st.Tick != b.lastTick+1 {
+			t.Fatalf("bot %s: tick %d after %d: a state was lost or repeated", b.playerID, st.Tick, b.lastTick)
+		}
+		b.lastTick = st.Tick
+		var as protocol.ArenaState
+		if err := as.Decode(st.Body); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range as.Players {
+			if string(p.ID) == b.playerID {
+				if p.LastSeq < b.applied {
+					t.Fatalf("bot %s: lastSeq went back from %d to %d", b.playerID, b.applied, p.LastSeq)
+				}
+				b.applied = p.LastSeq
+			}
+		}
+		got++
+	}
+}
+
+func (b *arenaBot) input() {
+	b.seq++
+	b.sendRaw((&protocol.ArenaInput{Seq: b.seq, DX: 1}).Append(nil))
+}
+
+func joinArena(t *testing.T, addr string, mode protocol.JoinMode, roomID string) *arenaBot {
+	t.Helper()
+	r := newResumer(t, addr, "")
+	r.send(&protocol.Join{ReqID: 1, Mode: mode, Kind: "arena", RoomID: roomID})
+	for {
+		tp, body, err := r.read(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch tp {
+		case protocol.TypeJoined:
+			var j protocol.Joined
+			_ = j.Decode(body)
+			return &arenaBot{resumer: r, playerID: j.PlayerID, roomID: j.RoomID}
+		case protocol.TypeError:
+			var e protocol.ErrorMsg
+			_ = e.Decode(body)
+			t.Fatalf("join on %s: %+v", addr, e)
+		}
+	}
+}
+
+func TestClusterForwardsAndMovesRooms(t *testing.T) {
+	redis := redistest.StartServer(t)
+	n1 := startNode(t, redis.URL(), "n1", gameserver.Config{})
+	n2 := startNode(t, redis.URL(), "n2", gameserver.Config{})
+	time.Sleep(300 * time.Millisecond) // both registered
+
+	// a plays on n1, where the room is; b connects to n2 and is forwarded.
+	a := joinArena(t, n1.addr, protocol.JoinCreate, "")
+	var b *arenaBot
+	deadline := time.Now().Add(5 * time.Second)
+	for b == nil {
+		// n2 learns where the room is within a heartbeat.
+		func() {
+			defer func() { _ = recover() }()
+			b = joinArena(t, n2.addr, protocol.JoinByID, a.roomID)
+		}()
+		if time.Now().After(deadline) {
+			t.Fatal("join through n2 never succeeded")
+		}
+	}
+	if b.roomID != a.roomID {
+		t.Fatalf("b joined %s, not %s", b.roomID, a.roomID)
+	}
+	for i := 0; i < 5; i++ {
+		a.input()
+		b.input()
+	}
+	a.readStates(t, 10)
+	b.readStates(t, 10)
+	deadline = time.Now().Add(3 * time.Second)
+	for b.applied < 5 {
+		b.readStates(t, 1)
+		if time.Now().After(deadline) {
+			t.Fatalf("b's inputs (forwarded) not applied: lastSeq %d", b.applied)
+		}
+	}
+
+	// Drain n1: the room moves to n2; a is told to move and resumes on n2
+	// (the test is the load balancer); b, forwarded from n2, follows the
+	// room there.
+	stopStart := time.Now()
+	go func() { n1.stop(); t.Logf("n1 drained in %v", time.Since(stopStart)) }()
+	for {
+		tp, body, err := a.next(5 * time.Second)
+		if err != nil {
+			t.Fatalf("waiting for MOVE: %v", err)
+		}
+		if !unsequenced(tp) {
+			a.lastSeq++
+		}
+		if tp == protocol.TypeState {
+			var st protocol.State
+			_ = st.Decode(body)
+			if st.Tick != a.lastTick+1 {
+				t.Fatalf("tick %d after %d", st.Tick, a.lastTick)
+			}
+			a.lastTick = st.Tick
+		}
+		if tp == protocol.TypeMove {
+			var m protocol.Move
+			_ = m.Decode(body)
+			a.token = m.ResumeToken
+			break
+		}
+	}
+	a.conn.Close()
+	var resumed protocol.Resumed
+	var code protocol.Code
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		resumed, code = a.resume(n2.addr, "")
+		if code == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code != 0 {
+		t.Fatalf("resume on n2: %v", code)
+	}
+	if resumed.FromSeq != a.lastSeq+1 {
+		t.Fatalf("resumed from %d after %d", resumed.FromSeq, a.lastSeq)
+	}
+	// Both keep playing in the moved room, with the same seats.
+	for i := 0; i < 3; i++ {
+		a.input()
+		b.input()
+	}
+	a.readStates(t, 20)
+	b.readStates(t, 20)
+	deadline = time.Now().Add(5 * time.Second)
+	for a.applied < 8 || b.applied < 8 {
+		a.readStates(t, 1)
+		b.readStates(t, 1)
+		if time.Now().After(deadline) {
+			t.Fatalf("after the move: a applied %d, b applied %d; want 8", a.applied, b.applied)
+		}
+	}
+	if !n2.srv.Owns(a.roomID) {
+		t.Fatal(fmt.Sprintf("n2 does not own room %s after the move", a.roomID))
+	}
+}
