@@ -572,7 +572,9 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 		}
 		c.forgetSeat(rs)
 		target := string(p)
-		go func() {
+		// On the link's reader, so the seat's next messages take the new
+		// channel.
+		func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if target == c.self {

@@ -292,7 +292,8 @@ func (c *clusterNode) reseat(sess *session.Session, seat *movedSeat) {
 		s.rooms.Reseat(sess, seat.Room, seat.Player)
 		return
 	}
-	go func() {
+	// Synchronous: the session's next message must find its seat.
+	func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		node, err := c.dir.Owner(ctx, seat.Room)

@@ -175,11 +175,17 @@ func (r *room) restoreFrom(env *Envelope) error {
 }
 
 // Reseat gives a resumed session back its seat in a room, after the room
-// moved (or came back from a snapshot) and the session with it. It is
-// asynchronous; a seat that is gone is answered with LEFT.
+// moved (or came back from a snapshot) and the session with it. It returns
+// once the room has seated the member (or refused it), so the member's
+// next message finds its seat; a seat that is gone is answered with LEFT.
 func (m *Manager) Reseat(mb Member, roomID, playerID string) {
-	r := m.lookup(roomID)
-	if r == nil || !r.post(event{kind: evReseat, member: mb, reason: playerID}, true) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := m.call(ctx, roomID, func(r *room) error {
+		r.reseat(mb, playerID)
+		return nil
+	})
+	if err != nil {
 		left := protocol.Left{RoomID: roomID, Reason: protocol.LeftDropped, Code: protocol.CodeRoomNotFound}
 		f := frame.New()
 		f.B = left.Append(f.B)
