@@ -55,6 +55,7 @@ type clusterNode struct {
 	restores map[uint32]chan error // restore requests waiting for OpRestored
 
 	redisRTT atomic.Uint64 // heartbeats that reached the directory
+	beats    atomic.Uint64
 	done     chan struct{}
 	wg       sync.WaitGroup
 	proxies  sync.Map // node id → *httputil.ReverseProxy
@@ -209,6 +210,63 @@ func (c *clusterNode) heartbeat() {
 	c.mu.Unlock()
 	c.healthy.Store(true)
 	c.redisRTT.Add(1)
+	if n := c.beats.Add(1); n%snapshotEvery == 0 {
+		c.snapshotRooms(local)
+	}
+}
+
+// snapshotEvery is how many heartbeats pass between two snapshots of the
+// rooms that can take one (with the default TTL, 5 s), so a room whose
+// node dies comes back from a recent state.
+const snapshotEvery = 5
+
+// snapshotTTL is how long a room's last snapshot is kept after its node
+// stopped refreshing it.
+const snapshotTTL = 10 * time.Minute
+
+func (c *clusterNode) snapshotRooms(local []room.RoomInfo) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.ttl)
+	defer cancel()
+	for _, r := range local {
+		env, err := c.s.rooms.Snapshot(ctx, r.ID, false)
+		if errors.Is(err, room.ErrNotSnapshotter) || errors.Is(err, room.ErrNoRoom) {
+			continue
+		}
+		if err != nil {
+			c.logErr("snapshot room", err)
+			continue
+		}
+		if err := c.dir.SaveSnapshot(ctx, r.ID, env, snapshotTTL); err != nil {
+			c.logErr("save snapshot", err)
+			return
+		}
+	}
+}
+
+// restoreOrphan brings back a room whose node died, from its last
+// snapshot, if nobody owns it. It reports whether the room is here now.
+func (c *clusterNode) restoreOrphan(ctx context.Context, id string) bool {
+	env, err := c.dir.LoadSnapshot(ctx, id)
+	if err != nil || env == nil {
+		return false
+	}
+	lease, err := c.dir.Acquire(ctx, id, c.self, c.ttl)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	c.leases[id] = lease
+	c.mu.Unlock()
+	if _, err := c.s.rooms.Restore(ctx, env); err != nil && !errors.Is(err, room.ErrRoomExists) {
+		c.logErr("restore orphaned room", err)
+		c.mu.Lock()
+		delete(c.leases, id)
+		c.mu.Unlock()
+		_ = c.dir.Release(ctx, lease)
+		return false
+	}
+	c.log.Info("cluster: restored a room from its snapshot", zap.String("room", id))
+	return true
 }
 
 // acquire takes a room's lease; a room another node owns is disposed
@@ -262,8 +320,14 @@ func (c *clusterNode) place(ctx context.Context, j *protocol.Join) (string, erro
 		if err != nil {
 			return "", fmt.Errorf("find room: %w", err)
 		}
-		if owner == "" || owner == c.self {
-			return "", nil // unknown here and there: the local engine answers (404, or a restore)
+		if owner == "" {
+			// Nobody owns it: its node may have died. Bring it back here
+			// from its last snapshot, if there is one.
+			c.restoreOrphan(ctx, j.RoomID)
+			return "", nil
+		}
+		if owner == c.self {
+			return "", nil
 		}
 		return owner, nil
 	case protocol.JoinOrCreate:
@@ -747,14 +811,19 @@ func (o clusterObserver) RoomCreated(r room.RoomInfo) {
 		o.c.acquire(ctx, r.ID)
 	}()
 }
-func (o clusterObserver) RoomDisposed(r room.RoomInfo, _ string) {
+func (o clusterObserver) RoomDisposed(r room.RoomInfo, reason string) {
 	o.c.mu.Lock()
 	l, ok := o.c.leases[r.ID]
 	delete(o.c.leases, r.ID)
 	o.c.mu.Unlock()
-	if ok {
-		go func() { _ = o.c.dir.Release(context.Background(), l) }()
-	}
+	go func() {
+		if reason != "moved" {
+			_ = o.c.dir.DeleteSnapshot(context.Background(), r.ID) // the room is over
+		}
+		if ok {
+			_ = o.c.dir.Release(context.Background(), l)
+		}
+	}()
 }
 func (clusterObserver) PlayerJoined(room.RoomInfo, room.PlayerInfo)                 {}
 func (clusterObserver) PlayerLeft(room.RoomInfo, room.PlayerInfo, game.LeaveReason) {}

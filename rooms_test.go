@@ -241,9 +241,7 @@ func TestMatchmaking(t *testing.T) {
 	}
 	// Already in a room.
 	g.joinErr(protocol.JoinOrCreate, "duo", "", nil, protocol.CodeAlreadyInRoom)
-	if metric(t, srv, "gameserver_players") != 6 {
-		t.Fatalf("players gauge %v", metric(t, srv, "gameserver_players"))
-	}
+	waitFor(t, func() bool { return metric(t, srv, "gameserver_players") == 6 })
 }
 
 func TestListLockPrivateAndMetadata(t *testing.T) {

@@ -73,7 +73,7 @@ func New(cfg Config) (*Server, error) {
 	if len(observers) > 0 {
 		observer = observers
 	}
-	s.rooms = room.NewManager(room.Config{Node: cfg.Node, Logger: cfg.Logger, TickObserver: tickObserver(s.registry), Observer: observer})
+	s.rooms = room.NewManager(room.Config{Node: cfg.Node, Logger: cfg.Logger, TickObserver: tickObserver(s.registry), Observer: observer, ResumeWindow: cfg.ResumeWindow})
 	for _, d := range defaultTypes.list() {
 		if err := s.rooms.Register(d.kind, d.factory, d.cfg); err != nil {
 			return nil, fmt.Errorf("gameserver: %w", err)

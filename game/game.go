@@ -50,6 +50,19 @@ func (o Options) Int(key string, def int) int {
 	return def
 }
 
+// Float returns key as a float64, def if it is absent or not a number.
+func (o Options) Float(key string, def float64) float64 {
+	switch v := o[key].(type) {
+	case float64:
+		return v
+	case float32:
+		return float64(v)
+	case int8, int16, int32, int64, uint8, uint16, uint32, uint64:
+		return float64(o.Int(key, 0))
+	}
+	return def
+}
+
 // String returns key as a string, def if it is absent or not a string.
 func (o Options) String(key string, def string) string {
 	if v, ok := o[key].(string); ok {
@@ -247,7 +260,8 @@ type Room interface {
 	// Kick removes p; the client receives err (ErrForbidden when nil).
 	Kick(p Player, err *Error)
 	// Dispose ends the room after the current callback: every player
-	// leaves with LeaveDisposed and reason in the LEFT message.
+	// leaves with LeaveDisposed (LEFT, reason "disposed"); reason is logged
+	// and passed to observers.
 	Dispose(reason string)
 
 	// Logger carries the room's id, kind and node.
@@ -272,7 +286,8 @@ type RoomConfig struct {
 	// rooms created with mode "ffa".
 	FilterBy []string
 	// ResumeWindow is how long a player whose connection dropped keeps the
-	// seat while the client reconnects and resumes. Zero means 30 s.
+	// seat while the client reconnects and resumes. Zero means the
+	// server's resume window (Config.ResumeWindow, 30 s by default).
 	ResumeWindow time.Duration
 	// InboxSize bounds the room's queue of pending messages and joins;
 	// when full, further messages are refused with 503. Zero means 4096.

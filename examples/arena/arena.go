@@ -6,7 +6,9 @@
 //     dx and dy in [-1, 1], the direction the player is steering.
 //   - State (server → client, the system STATE message, every tick): its
 //     body is an array of players, each [id str, x float32, y float32,
-//     lastSeq uint32], lastSeq being the last input seq the room applied.
+//     lastSeq uint32, received uint32], lastSeq being the last input seq
+//     the room applied and received the number of input messages it got
+//     from the player.
 //
 // Join options: {"size": n} sets the number of seats (1..64, default 8)
 // when the room is created.
@@ -43,10 +45,11 @@ type Input struct {
 
 // dot is one player's state.
 type dot struct {
-	id      string
-	x, y    float32
-	dx, dy  float32
-	lastSeq uint32
+	id       string
+	x, y     float32
+	dx, dy   float32
+	lastSeq  uint32
+	received uint32 // every input message, applied or not
 }
 
 // Arena is the room handler.
@@ -81,6 +84,7 @@ func (a *Arena) OnJoin(r game.Room, p game.Player, _ game.JoinRequest) error {
 
 func (a *Arena) input(r game.Room, p game.Player, in Input) error {
 	d := p.Data().(*dot)
+	d.received++
 	if in.Seq < d.lastSeq {
 		return nil // late duplicate: the newer input already applied
 	}
@@ -126,13 +130,14 @@ type dotSnap struct {
 	X, Y     float32
 	DX, DY   float32
 	LastSeq  uint32
+	Received uint32
 }
 
 // Snapshot implements game.Snapshotter: every dot, in seat order.
 func (a *Arena) Snapshot(r game.Room) ([]byte, error) {
 	s := snapshot{Dots: make([]dotSnap, len(a.dots))}
 	for i, d := range a.dots {
-		s.Dots[i] = dotSnap{ID: d.id, X: d.x, Y: d.y, DX: d.dx, DY: d.dy, LastSeq: d.lastSeq}
+		s.Dots[i] = dotSnap{ID: d.id, X: d.x, Y: d.y, DX: d.dx, DY: d.dy, LastSeq: d.lastSeq, Received: d.received}
 	}
 	return msgpack.Marshal(&s)
 }
@@ -146,7 +151,7 @@ func (a *Arena) Restore(r game.Room, b []byte) error {
 	}
 	a.dots = a.dots[:0]
 	for _, ds := range s.Dots {
-		d := &dot{id: ds.ID, x: ds.X, y: ds.Y, dx: ds.DX, dy: ds.DY, lastSeq: ds.LastSeq}
+		d := &dot{id: ds.ID, x: ds.X, y: ds.Y, dx: ds.DX, dy: ds.DY, lastSeq: ds.LastSeq, received: ds.Received}
 		a.dots = append(a.dots, d)
 		if p := r.Player(ds.ID); p != nil {
 			p.SetData(d)
@@ -165,11 +170,12 @@ func (s *stateBody) EncodeMsgpack(enc *msgpack.Encoder) error {
 		return err
 	}
 	for _, d := range *s {
-		_ = enc.EncodeArrayLen(4)
+		_ = enc.EncodeArrayLen(5)
 		_ = enc.EncodeString(d.id)
 		_ = enc.EncodeFloat32(d.x)
 		_ = enc.EncodeFloat32(d.y)
-		if err := enc.EncodeUint32(d.lastSeq); err != nil {
+		_ = enc.EncodeUint32(d.lastSeq)
+		if err := enc.EncodeUint32(d.received); err != nil {
 			return err
 		}
 	}

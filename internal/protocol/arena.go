@@ -39,6 +39,10 @@ type ArenaPlayer struct {
 	ID      []byte
 	X, Y    float32 // position; finite
 	LastSeq uint32  // sequence number of the player's last applied input
+	// Received counts every input message the room received from the
+	// player (duplicates and stale ones included), so a client can check
+	// that none was lost or delivered twice. Optional (0 when absent).
+	Received uint32
 }
 
 // ArenaState is the body of the arena's [State] messages: the list of
@@ -53,11 +57,12 @@ func (s *ArenaState) Append(dst []byte) []byte {
 	dst = AppendArrayLen(dst, len(s.Players))
 	for i := range s.Players {
 		p := &s.Players[i]
-		dst = append(dst, mpFixArray|4)
+		dst = append(dst, mpFixArray|5)
 		dst = AppendBytesAsString(dst, p.ID)
 		dst = AppendFloat32(dst, p.X)
 		dst = AppendFloat32(dst, p.Y)
 		dst = AppendUint(dst, uint64(p.LastSeq))
+		dst = AppendUint(dst, uint64(p.Received))
 	}
 	return dst
 }
@@ -83,6 +88,7 @@ func (s *ArenaState) Decode(body []byte) error {
 			p.X = f.f32("x")
 			p.Y = f.f32("y")
 			p.LastSeq = f.u32("lastSeq")
+			p.Received = f.u32("received")
 			f.leave(saved)
 			if f.err != nil {
 				s.Players = players[:0]

@@ -87,7 +87,7 @@ func expectArray(t *testing.T, m Message) []any {
 func expectArena(s ArenaState) list {
 	players := make(list, len(s.Players))
 	for i, p := range s.Players {
-		players[i] = []any{string(p.ID), p.X, p.Y, uint64(p.LastSeq)}
+		players[i] = []any{string(p.ID), p.X, p.Y, uint64(p.LastSeq), uint64(p.Received)}
 	}
 	return players
 }

@@ -184,16 +184,17 @@ func TestLenientDecoding(t *testing.T) {
 }
 
 func TestArenaStateLenient(t *testing.T) {
-	// One player with a float64 x, an int y, a float64 lastSeq and an
-	// extra trailing field; a second player with only an ID.
+	// One player with a float64 x, an int y, a float64 lastSeq, a
+	// received count and an extra trailing field; a second player with
+	// only an ID.
 	body := []byte{0x92,
-		0x95, 0xa1, 'a', 0xcb, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0, 0x05, 0xcb, 0x40, 0x24, 0, 0, 0, 0, 0, 0, 0xc3,
+		0x96, 0xa1, 'a', 0xcb, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0, 0x05, 0xcb, 0x40, 0x24, 0, 0, 0, 0, 0, 0, 0x07, 0xc3,
 		0x91, 0xa1, 'b'}
 	var st ArenaState
 	if err := st.Decode(body); err != nil {
 		t.Fatal(err)
 	}
-	want := []ArenaPlayer{{ID: []byte("a"), X: 0.5, Y: 5, LastSeq: 10}, {ID: []byte("b")}}
+	want := []ArenaPlayer{{ID: []byte("a"), X: 0.5, Y: 5, LastSeq: 10, Received: 7}, {ID: []byte("b")}}
 	if !reflect.DeepEqual(st.Players, want) {
 		t.Fatalf("got %+v", st.Players)
 	}

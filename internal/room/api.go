@@ -3,6 +3,7 @@ package room
 import (
 	"container/heap"
 	"context"
+	"runtime/debug"
 	"time"
 
 	"github.com/gameserver/gameserver/game"
@@ -179,6 +180,14 @@ func (r *room) addTimer(d, every time.Duration, fn func(game.Room)) game.Timer {
 func (r *room) Go(fn func(ctx context.Context) func(game.Room)) {
 	ctx := r.ctx
 	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				// A panic off the loop disposes the room like one on it.
+				r.m.stats.Panics.Add(1)
+				r.log.Error("room Go function panicked: disposing the room", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+				r.post(event{kind: evCall, fn: func(game.Room) { panic(v) }}, true)
+			}
+		}()
 		then := fn(ctx)
 		if then != nil && ctx.Err() == nil {
 			r.post(event{kind: evCall, fn: then}, true)
@@ -239,6 +248,8 @@ func (r *room) Kick(p game.Player, err *game.Error) {
 	r.leave(pp, game.LeaveKicked, 0, err)
 }
 
+// Dispose ends the room after the current callback; the reason is logged
+// and given to observers (webhooks). Players receive LEFT (disposed).
 func (r *room) Dispose(reason string) {
 	if reason == "" {
 		reason = "disposed"

@@ -29,6 +29,9 @@ type Config struct {
 	// Observer, if set, hears about rooms created and disposed and players
 	// joining and leaving.
 	Observer Observer
+	// ResumeWindow is the resume window of room types that set none. Zero
+	// means 30 s.
+	ResumeWindow time.Duration
 }
 
 // Stats are the engine's counters.
@@ -84,6 +87,9 @@ func (m *Manager) Register(name string, factory game.HandlerFunc, cfg game.RoomC
 	}
 	if factory == nil {
 		return fmt.Errorf("room type %q: nil factory", name)
+	}
+	if cfg.ResumeWindow == 0 {
+		cfg.ResumeWindow = m.cfg.ResumeWindow
 	}
 	if err := setDefaults(&cfg); err != nil {
 		return fmt.Errorf("room type %q: %w", name, err)

@@ -332,6 +332,20 @@ func (r *room) join(ev event) {
 		refuse(protocol.NewError(protocol.CodeUnavailable, "seat reservation expired: try again"))
 		return
 	}
+	// A user whose seat is held here (the room came back from a snapshot)
+	// takes that seat back rather than a new one.
+	if uid := p.member.UserID(); uid != "" {
+		for _, q := range r.players {
+			if !q.heldUntil.IsZero() && q.member.UserID() == uid {
+				r.m.releaseSeat(r) // the reservation: the held seat is counted already
+				mb := p.member
+				p.gone = true
+				r.reseat(mb, q.id)
+				r.sendMsg(q, &protocol.Joined{ReqID: ev.reqID, RoomID: r.id, Kind: r.kind.name, PlayerID: q.id, TickRate: uint32(r.tickRate)})
+				return
+			}
+		}
+	}
 	req := game.JoinRequest{Options: ev.opts, UserID: p.member.UserID(), Claims: p.member.Claims()}
 	// What OnJoin sends p waits until JOINED is out, so the client always
 	// learns it joined before it hears from the room.
@@ -402,7 +416,9 @@ func (r *room) leave(p *player, why game.LeaveReason, reqID uint32, kickErr *gam
 	// gamePlayer keeps join order for Players().
 	for i, gp := range r.gamePlayer {
 		if gp == game.Player(p) {
-			r.gamePlayer = append(r.gamePlayer[:i], r.gamePlayer[i+1:]...)
+			// A new slice: a Players() result the game is looping over
+			// stays as it was.
+			r.gamePlayer = append(r.gamePlayer[:i:i], r.gamePlayer[i+1:]...)
 			break
 		}
 	}

@@ -19,8 +19,24 @@ func join(t *testing.T, m *Manager, s *sink, mode protocol.JoinMode, kind, roomI
 	if err := m.Handle(s, protocol.TypeJoin, body); err != nil {
 		t.Fatal(err)
 	}
+	waitSeated(t, m, s)
+}
+
+// waitSeated waits until the room has seated s, asking the room itself.
+func waitSeated(t *testing.T, m *Manager, s *sink) {
+	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
-	for seatOf(s) == nil || !seatOf(s).seated {
+	for {
+		if p := seatOf(s); p != nil {
+			seated := false
+			_ = m.call(context.Background(), p.room.id, func(r *room) error {
+				seated = p.seated && !p.dropped
+				return nil
+			})
+			if seated {
+				return
+			}
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("not seated")
 		}
@@ -51,7 +67,8 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	}
 	p1, p2 := &sink{id: "s1"}, &sink{id: "s2"}
 	join(t, a, p1, protocol.JoinOrCreate, "arena", "")
-	roomID := seatOf(p1).room.id
+	var roomID string
+	_ = a.call(context.Background(), seatOf(p1).room.id, func(r *room) error { roomID = r.id; return nil })
 	join(t, a, p2, protocol.JoinByID, "", roomID)
 	input(t, a, p1, 7, 1)
 	input(t, a, p2, 3, -1)
@@ -102,17 +119,10 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	// A player's session comes back: reseated, with its dot.
 	p1b := &sink{id: "s1"}
 	b.Reseat(p1b, roomID, env.Seats[0].PlayerID)
-	deadline = time.Now().Add(2 * time.Second)
-	for seatOf(p1b) == nil || seatOf(p1b).dropped {
-		if time.Now().After(deadline) {
-			t.Fatal("not reseated")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitSeated(t, b, p1b)
 	// Someone else cannot take the held seat.
 	thief := &sink{id: "s9"}
 	b.Reseat(thief, roomID, env.Seats[1].PlayerID)
-	time.Sleep(50 * time.Millisecond)
 	if seatOf(thief) != nil {
 		t.Fatal("a held seat went to another session")
 	}

@@ -1,5 +1,6 @@
 // The client: one session with the server, requests (join, create, list),
-// heartbeats, and automatic reconnection.
+// heartbeats, automatic reconnection with session resume, MOVE, and the
+// choice between WebSocket and the HTTP fallback.
 
 import { backoffDelay, drainDelay } from "./backoff.js";
 import { Emitter, rethrow } from "./emitter.js";
@@ -17,37 +18,48 @@ import {
   type Joined,
   type Left,
   type Message,
+  type Move,
+  type Resumed,
   type Rooms,
   type SystemMessage,
   type Welcome,
 } from "./protocol.js";
 import { Room, errMessage, type DisconnectedEvent, type LeaveEvent, type ReconnectingEvent, type RoomHost } from "./room.js";
+import { sseAvailable, sseTransport, type EventSourceConstructor, type FetchLike } from "./sse.js";
 import { webSocketTransport, type Transport, type TransportFactory, type WebSocketConstructor } from "./transport.js";
 import { decodeValue, encodeValue } from "./values.js";
 
 /** The client's version, sent in HELLO as "gameserver-js/<version>". */
 export const VERSION = "0.1.0";
 
+/** The built-in transports. */
+export type TransportName = "websocket" | "sse";
+
 export interface ClientOptions {
   /**
-   * Authentication token sent in HELLO, or a function returning one
-   * (called before every connection, so it can refresh an expired token).
+   * Authentication token sent in HELLO (and RESUME), or a function
+   * returning one (called before every connection, so it can refresh an
+   * expired token).
    */
   token?: string | null | (() => string | null | Promise<string | null>);
-  /** Client name and version sent in HELLO (default "gameserver-js/0.1.0"). */
+  /** Client name and version sent in HELLO (default "gameserver-js/<version>"). */
   clientName?: string;
-  /** Time from opening the connection to WELCOME, in ms (default 5000). */
+  /** Time from opening the connection to WELCOME (or RESUMED), in ms (default 5000). */
   connectTimeout?: number;
   /** Time a request (join, list, leave) waits for its answer, in ms (default 10000). */
   requestTimeout?: number;
   /** Reconnect automatically after a connection loss (default true). */
   reconnect?: boolean;
+  /** Resume the session after a connection loss rather than start a new one (default true). */
+  resume?: boolean;
   /** Smallest reconnection delay in ms (default 500). */
   minReconnectDelay?: number;
   /** Largest reconnection delay in ms (default 20000). */
   maxReconnectDelay?: number;
   /** After close 4002 (server draining), the first attempt waits up to this many ms (default 5000). */
   drainDelay?: number;
+  /** A MOVE's delay is lengthened by a random amount up to this many ms (default 500). */
+  moveJitter?: number;
   /** Reconnection attempts before giving up (default Infinity). */
   maxRetries?: number;
   /**
@@ -55,17 +67,28 @@ export interface ClientOptions {
    * pingIntervalMs from WELCOME.
    */
   pingInterval?: number;
-  /** Opens connections; default WebSocket. */
-  transport?: TransportFactory;
-  /** The WebSocket constructor for the default transport (default globalThis.WebSocket). */
+  /**
+   * How to connect: "auto" (default) tries WebSocket and falls back to the
+   * HTTP fallback (Server-Sent Events and POST) when a WebSocket cannot
+   * open; "websocket" or "sse" use one only; a TransportFactory plugs in
+   * another transport.
+   */
+  transport?: "auto" | TransportName | TransportFactory;
+  /** In "auto" mode, how long a WebSocket may take to open before the fallback is tried, in ms (default 3000). */
+  webSocketTimeout?: number;
+  /** The WebSocket constructor (default globalThis.WebSocket). */
   webSocket?: WebSocketConstructor;
+  /** The EventSource constructor of the fallback (default globalThis.EventSource). */
+  eventSource?: EventSourceConstructor;
+  /** The fetch function of the fallback (default globalThis.fetch). */
+  fetch?: FetchLike;
 }
 
 /** The client's connection state. */
 export type ConnectionState =
   | "idle" // no connection; the next request opens one
   | "connecting" // opening a connection for a new session
-  | "open" // the session is up (WELCOME received)
+  | "open" // the session is up (WELCOME or RESUMED received)
   | "reconnecting" // the connection was lost; waiting to reconnect, or reconnecting
   | "closed"; // client.close() was called; the client cannot be used again
 
@@ -89,15 +112,30 @@ export interface SessionInfo {
   maxMessage: number;
 }
 
+/** The session after a reconnect: resumed (the same session) or a new one. */
+export interface ReconnectedInfo extends SessionInfo {
+  resumed: boolean;
+}
+
+/** The server asked the client to reconnect elsewhere (MOVE). */
+export interface MoveEvent {
+  /** Where the client reconnects (the same server when the MOVE named none). */
+  url: string;
+  /** The wait before reconnecting, ms (the MOVE's delay plus jitter). */
+  delay: number;
+}
+
 export interface ClientEvents {
   /** The connection state changed. */
   state: ConnectionState;
-  /** A session started (WELCOME), first or after a reconnect. */
+  /** A session started (WELCOME), first or after a reconnect that could not resume. */
   open: SessionInfo;
   /** The connection was lost and a reconnection is scheduled. */
   reconnecting: ReconnectingEvent;
-  /** A new session replaced the lost one. */
-  reconnected: SessionInfo;
+  /** The connection is back: the session resumed, or a new one replaced it. */
+  reconnected: ReconnectedInfo;
+  /** The server asked the client to move; the reconnection follows. */
+  move: MoveEvent;
   /** The connection ended and will not be re-established automatically. */
   disconnected: DisconnectedEvent;
   /** A failure not tied to a request or a room with an error listener. */
@@ -122,31 +160,88 @@ interface Waiter {
   reject: (err: GameserverError) => void;
 }
 
-/** One transport connection and its heartbeat. */
+/**
+ * A session's sequence numbers (docs/protocol.md, "Sequence numbers and
+ * resume"): what it received, what it sent and what the server has not
+ * acknowledged yet. It outlives connections; a new session replaces it.
+ */
+interface SessionState {
+  id: string;
+  /** The token for the next RESUME; null when the server offers no resume. */
+  token: string | null;
+  /** Sequenced server messages received. */
+  inSeq: number;
+  /** Sequenced client messages sent. */
+  outSeq: number;
+  /** Sent messages the server has not acknowledged, oldest first. */
+  unacked: { seq: number; bytes: Uint8Array }[];
+  /** inSeq as of the last PING sent (its ack). */
+  ackSent: number;
+}
+
+/** One connection attempt and, once it is up, its heartbeat. */
 interface Connection {
   transport: Transport | null;
+  /** Which transport: "websocket", "sse" or a custom one. */
+  kind: TransportName | "custom";
+  /** Identifies the transport in use; replaced when "auto" falls back. */
+  attempt: object;
+  /** The transport reported open. */
+  opened: boolean;
+  /** WELCOME or RESUMED received: the session runs on this connection. */
   welcomed: boolean;
-  /** performance.now() of the last message received. */
+  /** RESUME sent, no answer yet. */
+  resuming: boolean;
+  /** The authentication token of this connection's HELLO or RESUME. */
+  token: string | null;
+  /** performance.now() of the last message received, and of the last PING sent. */
   lastReceived: number;
+  lastPing: number;
   connectTimer?: ReturnType<typeof setTimeout>;
+  fallbackTimer?: ReturnType<typeof setTimeout>;
   pingTimer?: ReturnType<typeof setTimeout>;
   watchdog?: ReturnType<typeof setInterval>;
+  moveTimer?: ReturnType<typeof setTimeout>;
   pings: Map<number, number>;
   /** The last ERROR or KICK before a close, to explain a terminal close. */
   lastError?: GameserverError;
-  /** A MOVE received: reconnect there after the delay. */
-  move?: { url: string; delayMs: number };
+  /** A MOVE received: where to reconnect, and when (performance.now()). */
+  move?: { url: string; at: number };
 }
 
-/** A room whose LEFT (disposed or dropped) waits briefly for a close. */
-const DISPOSE_GRACE_MS = 1000;
+/**
+ * Server message types outside the sequence: PING, PONG, RESUMED and
+ * KICK, as the protocol says, and MOVE and WELCOME, which the server also
+ * sends outside it (as control messages, like KICK).
+ */
+const UNSEQUENCED = new Set<number>([MsgType.Welcome, MsgType.Ping, MsgType.Pong, MsgType.Resumed, MsgType.Kick, MsgType.Move]);
+
+/** Ack early when this many messages arrived since the last PING... */
+const ACK_EVERY_MESSAGES = 200;
+/** ...or when any did and the last PING is this old, ms. */
+const ACK_INTERVAL_MS = 2000;
+/** Unacknowledged sent messages kept for a resume, at most. */
+const MAX_UNACKED = 4096;
 
 const now = (): number => (typeof performance !== "undefined" ? performance.now() : Date.now());
+
+/** The transport that worked per server, for the page's lifetime ("auto"). */
+const workingTransport = new Map<string, TransportName>();
+
+function serverKey(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
 
 /**
  * A connection to a gameserver. Requests open the session on demand; once
  * a session was established, a lost connection is re-established
- * automatically (see ClientOptions) and the current room is re-joined.
+ * automatically (see ClientOptions): the session is resumed where it was,
+ * or, when it cannot be, a new one starts and the current room is joined
+ * again.
  */
 export class Client extends Emitter<ClientEvents> {
   /** The WebSocket URL, e.g. "ws://localhost:8080/ws". */
@@ -160,9 +255,30 @@ export class Client extends Emitter<ClientEvents> {
   /** The error that ended the last connection, if it ended badly. */
   lastError: GameserverError | undefined;
 
-  private readonly opts: Required<Omit<ClientOptions, "token" | "webSocket" | "pingInterval">> & Pick<ClientOptions, "token" | "pingInterval">;
+  private readonly opts: {
+    token: ClientOptions["token"];
+    clientName: string;
+    connectTimeout: number;
+    requestTimeout: number;
+    reconnect: boolean;
+    resume: boolean;
+    minReconnectDelay: number;
+    maxReconnectDelay: number;
+    drainDelay: number;
+    moveJitter: number;
+    maxRetries: number;
+    pingInterval: number | undefined;
+    transport: "auto" | TransportName | TransportFactory;
+    webSocketTimeout: number;
+    webSocket: WebSocketConstructor | undefined;
+    eventSource: EventSourceConstructor | undefined;
+    fetch: FetchLike | undefined;
+  };
+  private readonly webSocketFactory: TransportFactory;
+  private readonly sseFactory: TransportFactory;
   private _state: ConnectionState = "idle";
   private conn: Connection | null = null;
+  private seq: SessionState | null = null;
   private room: Room | null = null;
   private joinPending = false;
   private pending = new Map<number, Pending>();
@@ -171,6 +287,7 @@ export class Client extends Emitter<ClientEvents> {
   private nextNonce = 1 + Math.floor(Math.random() * 0x7fffffff);
   private attempt = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private comeBackTimer: ReturnType<typeof setTimeout> | undefined;
   private everWelcomed = false;
   /**
    * Messages that arrived right after a join resolved, delivered from a
@@ -191,27 +308,39 @@ export class Client extends Emitter<ClientEvents> {
   /**
    * url: the server's WebSocket URL ("ws://host:port/ws"; a bare host URL
    * gets the path /ws, http(s) becomes ws(s)). In a browser it defaults to
-   * the page's own server.
+   * the page's own server. The HTTP fallback is found from the same URL.
    */
   constructor(url?: string, options: ClientOptions = {}) {
     super();
     this.url = normalizeUrl(url);
+    const transport = options.transport ?? "auto";
+    if (typeof transport !== "function" && transport !== "auto" && transport !== "websocket" && transport !== "sse") {
+      throw new TypeError(`unknown transport ${JSON.stringify(transport)}: want "auto", "websocket", "sse" or a TransportFactory`);
+    }
     this.opts = {
       token: options.token,
       clientName: options.clientName ?? `gameserver-js/${VERSION}`,
       connectTimeout: options.connectTimeout ?? 5000,
       requestTimeout: options.requestTimeout ?? 10000,
       reconnect: options.reconnect ?? true,
+      resume: options.resume ?? true,
       minReconnectDelay: options.minReconnectDelay ?? 500,
       maxReconnectDelay: options.maxReconnectDelay ?? 20000,
       drainDelay: options.drainDelay ?? 5000,
+      moveJitter: options.moveJitter ?? 500,
       maxRetries: options.maxRetries ?? Infinity,
       pingInterval: options.pingInterval,
-      transport: options.transport ?? webSocketTransport(options.webSocket),
+      transport,
+      webSocketTimeout: options.webSocketTimeout ?? 3000,
+      webSocket: options.webSocket,
+      eventSource: options.eventSource,
+      fetch: options.fetch,
     };
+    this.webSocketFactory = webSocketTransport(options.webSocket);
+    this.sseFactory = sseTransport({ eventSource: options.eventSource, fetch: options.fetch });
     const client = this;
     this.host = {
-      sendGame: (type, body) => client.sendMessage({ type, body }),
+      sendGame: (type, body) => client.sendSequenced({ type, body }),
       leaveRoom: (room) => client.leaveRoom(room),
       reportError: (room, err) => client.reportError(room, err),
     };
@@ -222,7 +351,7 @@ export class Client extends Emitter<ClientEvents> {
     return this._state;
   }
 
-  /** The name of the transport in use ("websocket"), or undefined when not connected. */
+  /** The transport in use ("websocket" or "sse"), or undefined when not connected. */
   get transport(): string | undefined {
     return this.conn?.transport?.name;
   }
@@ -275,7 +404,9 @@ export class Client extends Emitter<ClientEvents> {
     this.teardown(conn);
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
+    clearTimeout(this.comeBackTimer);
     conn?.transport?.close(CloseCode.Normal, "client closed");
+    this.seq = null;
     this.setState("closed");
     this.failAll(err);
     const ev: DisconnectedEvent = { closeCode: CloseCode.Normal, reason: "client closed" };
@@ -348,7 +479,13 @@ export class Client extends Emitter<ClientEvents> {
             timer,
             ...extra,
           });
-          this.sendMessage(build(reqID));
+          try {
+            this.sendSequenced(build(reqID));
+          } catch (e) {
+            this.pending.delete(reqID);
+            clearTimeout(timer);
+            reject(e instanceof GameserverError ? e : new GameserverError(ErrorCode.BadRequest, errMessage(e), { cause: e }));
+          }
         },
         (err: GameserverError) => {
           clearTimeout(timer);
@@ -365,8 +502,8 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private leaveRoom(room: Room): Promise<void> {
-    if (room._disposeTimer !== undefined || !this.conn?.welcomed || room._rejoining) {
-      // Disposed by the server, or the connection is down: nothing to ask.
+    if (room._rejoining || !this.sessionAlive()) {
+      // The room is already gone on the server (or the session is): nothing to ask.
       this.endRoom({ reason: "left", code: 0 });
       return Promise.resolve();
     }
@@ -390,7 +527,8 @@ export class Client extends Emitter<ClientEvents> {
           reject(e);
         },
       });
-      this.sendMessage({ type: MsgType.Leave, reqID });
+      // While the connection is down this waits for the resume.
+      this.sendSequenced({ type: MsgType.Leave, reqID });
     });
   }
 
@@ -411,43 +549,168 @@ export class Client extends Emitter<ClientEvents> {
     return new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
+  // ---- sessions ----
+
+  /** Whether the next connection can resume the session. */
+  private canResume(): boolean {
+    return this.opts.resume && this.seq !== null && this.seq.token !== null;
+  }
+
+  /**
+   * Whether the session exists: open on a connection, or waiting to be
+   * resumed on the next one.
+   */
+  private sessionAlive(): boolean {
+    if (this.conn?.welcomed) return true;
+    return this._state === "reconnecting" && this.canResume();
+  }
+
+  /**
+   * The session is over (it could not be resumed, or will not be): what
+   * waited for it fails, and the room, if any, is joined again in the next
+   * session.
+   */
+  private dropSession(why: string, code: number = 0): void {
+    this.seq = null;
+    for (const [reqID, p] of this.pending) {
+      this.pending.delete(reqID);
+      clearTimeout(p.timer);
+      if (p.kind === "leave") {
+        this.endRoom({ reason: "left", code: 0 });
+        p.resolve(undefined);
+      } else if (p.kind === "rejoin") {
+        // Done again after the next WELCOME.
+      } else {
+        p.reject(new GameserverError(ErrorCode.ConnectionLost, `connection lost before the ${p.kind} was answered (${why})`, { closeCode: code || undefined, reqID }));
+      }
+    }
+    if (this.room) this.room._rejoining = true;
+  }
+
   // ---- connections ----
+
+  /** The transport for the next connection. */
+  private pickTransport(): TransportName | "custom" {
+    const t = this.opts.transport;
+    if (typeof t === "function") return "custom";
+    if (t !== "auto") return t;
+    const known = workingTransport.get(serverKey(this.url));
+    if (known) return known;
+    const g = globalThis as { WebSocket?: unknown };
+    const hasWebSocket = typeof (this.opts.webSocket ?? g.WebSocket) === "function";
+    return hasWebSocket || !this.fallbackAvailable() ? "websocket" : "sse";
+  }
+
+  private fallbackAvailable(): boolean {
+    return sseAvailable({ eventSource: this.opts.eventSource, fetch: this.opts.fetch });
+  }
 
   private openConnection(): void {
     this.reconnectTimer = undefined;
-    const conn: Connection = { transport: null, welcomed: false, lastReceived: now(), pings: new Map() };
+    const conn: Connection = {
+      transport: null,
+      kind: "websocket",
+      attempt: {},
+      opened: false,
+      welcomed: false,
+      resuming: false,
+      token: null,
+      lastReceived: now(),
+      lastPing: 0,
+      pings: new Map(),
+    };
     this.conn = conn;
+    this.armConnectTimer(conn);
+    this.startTransport(conn, this.pickTransport());
+  }
+
+  private armConnectTimer(conn: Connection): void {
+    clearTimeout(conn.connectTimer);
     conn.connectTimer = setTimeout(() => {
       if (this.conn !== conn || conn.welcomed) return;
       conn.transport?.close(CloseCode.HelloTimeout, "connect timeout");
       this.connectionLost(conn, CloseCode.HelloTimeout, `no session within ${this.opts.connectTimeout} ms`, "timeout");
     }, this.opts.connectTimeout);
+  }
+
+  /** The URL of the next connection: a resume names its session, so a cluster can route it. */
+  private connectUrl(): string {
+    if (!this.canResume()) return this.url;
+    try {
+      const u = new URL(this.url);
+      u.searchParams.set("session", this.seq!.id);
+      return u.toString();
+    } catch {
+      return this.url;
+    }
+  }
+
+  private startTransport(conn: Connection, kind: TransportName | "custom"): void {
+    const attempt = {};
+    conn.attempt = attempt;
+    conn.kind = kind;
+    conn.opened = false;
+    conn.transport = null;
+    const current = () => this.conn === conn && conn.attempt === attempt;
+    // "auto": a WebSocket that cannot open gives way to the fallback.
+    const fallback = this.opts.transport === "auto" && kind === "websocket" && this.fallbackAvailable();
+    const url = this.connectUrl();
+    const factory = kind === "sse" ? this.sseFactory : kind === "websocket" ? this.webSocketFactory : (this.opts.transport as TransportFactory);
     let transport: Transport;
     try {
-      transport = this.opts.transport(this.url, {
+      transport = factory(url, {
         open: () => {
+          if (!current()) return;
+          conn.opened = true;
+          clearTimeout(conn.fallbackTimer);
           // From a microtask: a transport may report open before the
           // factory has returned it.
           queueMicrotask(() => {
-            if (this.conn === conn) void this.hello(conn);
+            if (current()) void this.hello(conn);
           });
         },
         message: (data) => {
-          if (this.conn === conn) this.receive(conn, data);
+          if (current()) this.receive(conn, data);
         },
         close: (code, reason) => {
-          if (this.conn === conn) this.connectionLost(conn, code, reason);
+          if (!current()) return;
+          if (fallback && !conn.opened) {
+            this.fallBack(conn, `the WebSocket closed before opening (${code})`);
+            return;
+          }
+          this.connectionLost(conn, code, reason);
         },
       });
     } catch (e) {
+      if (fallback) {
+        queueMicrotask(() => {
+          if (current()) this.fallBack(conn, `no WebSocket: ${errMessage(e)}`);
+        });
+        return;
+      }
       // A bad URL or a missing WebSocket: report after this call returns.
       const err = new GameserverError(ErrorCode.ConnectFailed, `cannot open a connection to ${this.url}: ${errMessage(e)}`, { cause: e });
       queueMicrotask(() => {
-        if (this.conn === conn) this.connectionLost(conn, CloseCode.Abnormal, err.message, "error", err);
+        if (current()) this.connectionLost(conn, CloseCode.Abnormal, err.message, "error", err);
       });
       return;
     }
     conn.transport = transport;
+    if (fallback) {
+      conn.fallbackTimer = setTimeout(() => {
+        if (!current() || conn.opened) return;
+        transport.close(CloseCode.Normal, "too slow to open");
+        this.fallBack(conn, `the WebSocket did not open within ${this.opts.webSocketTimeout} ms`);
+      }, this.opts.webSocketTimeout);
+    }
+  }
+
+  /** "auto": the WebSocket could not open; the same attempt goes on over the fallback. */
+  private fallBack(conn: Connection, _why: string): void {
+    if (this.conn !== conn) return;
+    clearTimeout(conn.fallbackTimer);
+    this.armConnectTimer(conn);
+    this.startTransport(conn, "sse");
   }
 
   private async hello(conn: Connection): Promise<void> {
@@ -463,7 +726,18 @@ export class Client extends Emitter<ClientEvents> {
       return;
     }
     if (this.conn !== conn) return;
-    this.sendMessage({ type: MsgType.Hello, version: PROTOCOL_VERSION, token: token ?? null, client: this.opts.clientName });
+    conn.token = token ?? null;
+    const seq = this.seq;
+    if (this.canResume() && seq) {
+      conn.resuming = true;
+      this.sendControl(conn, { type: MsgType.Resume, sessionID: seq.id, resumeToken: seq.token!, lastSeq: BigInt(seq.inSeq), token: conn.token });
+      return;
+    }
+    this.sendHello(conn);
+  }
+
+  private sendHello(conn: Connection): void {
+    this.sendControl(conn, { type: MsgType.Hello, version: PROTOCOL_VERSION, token: conn.token, client: this.opts.clientName });
   }
 
   private receive(conn: Connection, data: Uint8Array): void {
@@ -500,6 +774,13 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private handle(conn: Connection, data: Uint8Array): void {
+    // Count before decoding: messages the client does not understand
+    // count too, or the resume would start at the wrong message.
+    const seq = this.seq;
+    if (conn.welcomed && seq && data.length >= 2 && !UNSEQUENCED.has((data[0] << 8) | data[1])) {
+      seq.inSeq++;
+      if (seq.inSeq - seq.ackSent >= ACK_EVERY_MESSAGES && now() - conn.lastPing >= 100) this.ping(conn);
+    }
     let msg: Message;
     try {
       msg = decodeMessage(data);
@@ -517,8 +798,9 @@ export class Client extends Emitter<ClientEvents> {
       case MsgType.Ping:
         // Answered at once from the message handler: timers are throttled
         // in background tabs, message events are not.
-        this.sendMessage({ type: MsgType.Pong, nonce: m.nonce });
+        this.sendControl(conn, { type: MsgType.Pong, nonce: m.nonce });
         if (m.rttUs > 0) this.serverRtt = m.rttUs / 1000;
+        if (m.ack > 0n) this.acked(Number(m.ack));
         return;
       case MsgType.Pong: {
         const sent = conn.pings.get(m.nonce);
@@ -531,6 +813,9 @@ export class Client extends Emitter<ClientEvents> {
       }
       case MsgType.Welcome:
         this.welcome(conn, m);
+        return;
+      case MsgType.Resumed:
+        this.resumed(conn, m);
         return;
       case MsgType.Joined:
         this.joined(m);
@@ -550,7 +835,7 @@ export class Client extends Emitter<ClientEvents> {
         conn.lastError = new GameserverError(m.code || ErrorCode.Forbidden, `kicked: ${m.reason || errorCodeName(m.code)}`);
         return;
       case MsgType.Move:
-        conn.move = { url: m.url, delayMs: m.delayMs };
+        this.move(conn, m);
         return;
       case MsgType.State:
         if (this.room && !this.room._rejoining) this.room._state(m.tick, m.serverTimeNs, m.body);
@@ -559,16 +844,30 @@ export class Client extends Emitter<ClientEvents> {
         if (this.room && !this.room._rejoining && m.roomID === this.room.id) this.room._presence(m.event, m.playerID);
         return;
       default:
-        // RESUMED and client-to-server types: not expected, ignored as the
-        // protocol asks of unknown server messages.
+        // Client-to-server types: not expected, ignored as the protocol
+        // asks of unknown server messages.
         return;
     }
   }
 
+  /** The session is up on conn: state, heartbeat, waiting requests. */
+  private sessionUp(conn: Connection): void {
+    conn.welcomed = true;
+    conn.resuming = false;
+    clearTimeout(conn.connectTimer);
+    clearTimeout(conn.fallbackTimer);
+    if (this.opts.transport === "auto" && conn.kind !== "custom") workingTransport.set(serverKey(this.url), conn.kind);
+    this.lastError = undefined;
+    this.attempt = 0;
+    this.startHeartbeat(conn, this.session!);
+    this.setState("open");
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.resolve();
+  }
+
   private welcome(conn: Connection, m: Welcome): void {
     if (conn.welcomed) return;
-    conn.welcomed = true;
-    clearTimeout(conn.connectTimer);
     const info: SessionInfo = {
       sessionId: m.sessionID,
       node: m.node,
@@ -578,51 +877,133 @@ export class Client extends Emitter<ClientEvents> {
       maxMessage: m.maxMessage || 65536,
     };
     this.session = info;
-    this.lastError = undefined;
+    this.seq = { id: m.sessionID, token: m.resumeToken || null, inSeq: 0, outSeq: 0, unacked: [], ackSent: 0 };
     const reconnected = this.everWelcomed;
     this.everWelcomed = true;
-    this.attempt = 0;
-    this.startHeartbeat(conn, info);
-    this.setState("open");
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w.resolve();
+    this.sessionUp(conn);
     this.emit("open", info);
-    if (reconnected) this.emit("reconnected", info);
+    if (reconnected) this.emit("reconnected", { ...info, resumed: false });
+    // A new session is in no room: join the current one again.
     const room = this.room;
-    if (room && room._rejoining) this.rejoin(room);
+    if (room) {
+      room._rejoining = true;
+      if (!this.rejoinPending(room)) this.rejoin(room);
+    }
+  }
+
+  private resumed(conn: Connection, m: Resumed): void {
+    const seq = this.seq;
+    if (!seq || m.sessionID !== seq.id) return;
+    if (m.resumeToken) seq.token = m.resumeToken;
+    if (m.fromSeq > 0n) seq.inSeq = Number(m.fromSeq) - 1;
+    const clientSeq = Number(m.clientSeq);
+    this.acked(clientSeq);
+    if (conn.welcomed) {
+      // The fallback's event stream came back on its own and resumed the
+      // session: the replay follows, and the fallback re-sends what the
+      // server did not apply.
+      return;
+    }
+    // Re-send what the server did not receive, in order, before anything new.
+    for (const u of seq.unacked) {
+      if (u.seq > clientSeq) this.sendBytes(conn, u.bytes);
+    }
+    this.sessionUp(conn);
+    const info = this.session!;
+    this.emit("reconnected", { ...info, resumed: true });
+    const room = this.room;
+    if (!room) return;
+    if (room._rejoining) {
+      // The room went away before the connection did (the server shut it
+      // down): join it again, or another of its kind.
+      if (!this.rejoinPending(room)) this.rejoin(room);
+      return;
+    }
+    room._resumed();
+  }
+
+  /** MOVE: reconnect to its URL after its delay, and resume there. */
+  private move(conn: Connection, m: Move): void {
+    if (m.resumeToken && this.seq) this.seq.token = m.resumeToken;
+    const delay = Math.max(0, m.delayMs) + Math.random() * Math.max(0, this.opts.moveJitter);
+    conn.move = { url: m.url, at: now() + delay };
+    let target = this.url;
+    if (m.url) {
+      try {
+        target = normalizeUrl(m.url);
+      } catch {
+        // Reported when the move happens.
+      }
+    }
+    this.emit("move", { url: target, delay });
+    clearTimeout(conn.moveTimer);
+    // The server closes the connection (4002) after a MOVE; if it has not
+    // by the time the delay is over, the client leaves it itself. Either
+    // way one reconnection follows.
+    conn.moveTimer = setTimeout(() => {
+      if (this.conn !== conn) return;
+      conn.transport?.close(CloseCode.Draining, "moving");
+      this.connectionLost(conn, CloseCode.Draining, "moved by the server", "timeout");
+    }, delay);
+  }
+
+  /** The server acknowledged the client's messages up to n. */
+  private acked(n: number): void {
+    const seq = this.seq;
+    if (!seq) return;
+    let i = 0;
+    while (i < seq.unacked.length && seq.unacked[i].seq <= n) i++;
+    if (i > 0) seq.unacked.splice(0, i);
+  }
+
+  private ping(conn: Connection): void {
+    const nonce = this.nextNonce;
+    this.nextNonce = (nonce % 0xffffffff) + 1;
+    const t = now();
+    conn.pings.set(nonce, t);
+    conn.lastPing = t;
+    if (conn.pings.size > 8) conn.pings.delete(conn.pings.keys().next().value!);
+    const rttUs = this.rtt === undefined ? 0 : Math.min(0xffffffff, Math.round(this.rtt * 1000));
+    const seq = this.seq;
+    const ack = seq ? seq.inSeq : 0;
+    if (seq) seq.ackSent = ack;
+    this.sendControl(conn, { type: MsgType.Ping, nonce, rttUs, ack: BigInt(ack) });
   }
 
   private startHeartbeat(conn: Connection, info: SessionInfo): void {
+    clearTimeout(conn.pingTimer);
+    clearInterval(conn.watchdog);
     const interval = Math.max(100, this.opts.pingInterval ?? info.pingIntervalMs);
-    const ping = () => {
+    const tick = () => {
       if (this.conn !== conn) return;
-      const nonce = this.nextNonce;
-      this.nextNonce = (nonce % 0xffffffff) + 1;
-      conn.pings.set(nonce, now());
-      if (conn.pings.size > 8) conn.pings.delete(conn.pings.keys().next().value!);
-      const rttUs = this.rtt === undefined ? 0 : Math.min(0xffffffff, Math.round(this.rtt * 1000));
-      this.sendMessage({ type: MsgType.Ping, nonce, rttUs, ack: 0n });
-      conn.pingTimer = setTimeout(ping, interval);
+      this.ping(conn);
+      conn.pingTimer = setTimeout(tick, interval);
     };
-    ping();
+    tick();
     // Nothing from the server for pingInterval + pingTimeout: the
-    // connection is dead even if the socket does not know it yet.
+    // connection is dead even if the socket does not know it yet. The same
+    // timer acks a stream of messages every ACK_INTERVAL_MS.
     const silentMax = info.pingIntervalMs + info.pingTimeoutMs;
     conn.watchdog = setInterval(() => {
       if (this.conn !== conn) return;
-      const silent = now() - conn.lastReceived;
+      const t = now();
+      const silent = t - conn.lastReceived;
       if (silent > silentMax) {
         conn.transport?.close(CloseCode.HeartbeatTimeout, "heartbeat timeout");
         this.connectionLost(conn, CloseCode.HeartbeatTimeout, `nothing received from the server for ${Math.round(silent)} ms`, "timeout");
+        return;
       }
+      const seq = this.seq;
+      if (seq && seq.inSeq > seq.ackSent && t - conn.lastPing >= ACK_INTERVAL_MS) this.ping(conn);
     }, Math.max(50, Math.min(1000, silentMax / 4)));
   }
 
   private teardown(conn: Connection | null): void {
     if (!conn) return;
     clearTimeout(conn.connectTimer);
+    clearTimeout(conn.fallbackTimer);
     clearTimeout(conn.pingTimer);
+    clearTimeout(conn.moveTimer);
     clearInterval(conn.watchdog);
     if (this.conn === conn) this.conn = null;
     clearTimeout(this.reconnectTimer);
@@ -632,28 +1013,15 @@ export class Client extends Emitter<ClientEvents> {
   /**
    * The connection ended. cause is "close" for a close reported by the
    * transport, "timeout" when the client gave up on it (heartbeat or
-   * connect timeout) and "error" when it could not be used at all.
+   * connect timeout, or a MOVE) and "error" when it could not be used at all.
    */
   private connectionLost(conn: Connection, code: number, reason: string, cause: "close" | "timeout" | "error" = "close", error?: GameserverError): void {
     if (this.conn !== conn) return;
     const wasOpen = conn.welcomed;
     this.teardown(conn);
+    clearTimeout(this.comeBackTimer);
     let action: CloseAction = cause === "close" ? closeAction(code) : cause === "timeout" ? "reconnect" : "terminal";
     if (conn.move && action !== "terminal") action = "reconnect";
-
-    // Requests in flight cannot be answered any more.
-    for (const [reqID, p] of this.pending) {
-      this.pending.delete(reqID);
-      clearTimeout(p.timer);
-      if (p.kind === "leave") {
-        this.endRoom({ reason: "left", code: 0 });
-        p.resolve(undefined);
-      } else if (p.kind === "rejoin") {
-        // Re-tried after the next WELCOME.
-      } else {
-        p.reject(new GameserverError(ErrorCode.ConnectionLost, `connection lost before the ${p.kind} was answered (close ${code}${reason ? ": " + reason : ""})`, { closeCode: code, reqID }));
-      }
-    }
 
     if (action === "terminal" || action === "none" || !this.opts.reconnect || (!wasOpen && this._state === "connecting")) {
       // No automatic reconnection: a terminal code, a normal close, or a
@@ -662,7 +1030,7 @@ export class Client extends Emitter<ClientEvents> {
       if (!err && action === "terminal") {
         const cause = conn.lastError;
         err = new GameserverError(cause?.code ?? closeCodeError(code), `connection closed (${code}${reason ? ": " + reason : ""})${cause ? ": " + cause.message : ""}; not reconnecting`, { closeCode: code, cause });
-      } else if (!err && !wasOpen) {
+      } else if (!err && !wasOpen && this._state === "connecting") {
         err = new GameserverError(
           cause === "timeout" ? ErrorCode.ConnectTimeout : ErrorCode.ConnectFailed,
           cause === "timeout" ? `no session within ${this.opts.connectTimeout} ms (${this.url})` : `cannot connect to ${this.url} (close ${code}${reason ? ": " + reason : ""})`,
@@ -675,18 +1043,11 @@ export class Client extends Emitter<ClientEvents> {
       return;
     }
 
-    // Reconnect: the room, if any, is re-joined after the next WELCOME.
+    // Reconnect. A session that can be resumed keeps its requests and its
+    // room; otherwise they fail now and the room is joined again after the
+    // next WELCOME.
+    if (!this.canResume()) this.dropSession(`close ${code}${reason ? ": " + reason : ""}`, code);
     const room = this.room;
-    if (room) {
-      room._rejoining = true;
-      if (room._disposeTimer !== undefined) {
-        // A room disposed just before a reconnectable close (a server
-        // restart): re-join rather than end it.
-        clearTimeout(room._disposeTimer);
-        room._disposeTimer = undefined;
-        room._disposeInfo = undefined;
-      }
-    }
     if (this.attempt >= this.opts.maxRetries) {
       this.giveUp(code, reason, new GameserverError(ErrorCode.ReconnectFailed, `gave up reconnecting after ${this.attempt} attempts (last close ${code}${reason ? ": " + reason : ""})`, { closeCode: code }));
       return;
@@ -701,7 +1062,7 @@ export class Client extends Emitter<ClientEvents> {
           this.reportError(room, new GameserverError(ErrorCode.BadServerMessage, `MOVE to an unusable URL ${JSON.stringify(conn.move.url)}: ${errMessage(e)}; reconnecting to ${this.url}`));
         }
       }
-      delay = conn.move.delayMs;
+      delay = Math.max(0, conn.move.at - now());
     } else if (action === "drain") {
       delay = drainDelay(this.opts.minReconnectDelay, this.opts.drainDelay);
     } else {
@@ -721,6 +1082,7 @@ export class Client extends Emitter<ClientEvents> {
     let observed = this.waiters.length > 0;
     for (const p of this.pending.values()) if (p.kind === "join" || p.kind === "list") observed = true;
     this.lastError = err;
+    this.seq = null;
     this.setState("idle");
     this.detachNetworkEvents();
     this.failAll(err ?? new GameserverError(ErrorCode.ConnectionLost, `connection closed (${code}${reason ? ": " + reason : ""})`, { closeCode: code }));
@@ -752,7 +1114,7 @@ export class Client extends Emitter<ClientEvents> {
     if (!p || (p.kind !== "join" && p.kind !== "rejoin")) {
       // The answer to a join that timed out: do not stay in a room nobody
       // knows about.
-      if (!this.room || this.room.id !== m.roomID) this.sendMessage({ type: MsgType.Leave, reqID: this.newReqID() });
+      if (!this.room || this.room.id !== m.roomID) this.sendSequenced({ type: MsgType.Leave, reqID: this.newReqID() });
       return;
     }
     this.pending.delete(m.reqID);
@@ -760,7 +1122,7 @@ export class Client extends Emitter<ClientEvents> {
     if (p.kind === "rejoin") {
       const room = p.room!;
       if (this.room !== room || !room.joined) {
-        this.sendMessage({ type: MsgType.Leave, reqID: this.newReqID() });
+        this.sendSequenced({ type: MsgType.Leave, reqID: this.newReqID() });
         return;
       }
       room._rejoined(m);
@@ -785,21 +1147,23 @@ export class Client extends Emitter<ClientEvents> {
         return;
       }
     }
+    if (m.code === ErrorCode.Unavailable && m.reason !== LeftReason.Requested && m.reason !== LeftReason.Kicked) {
+      // The server (or the node running the room) is shutting down: come
+      // back later. When the connection closes too, the room is joined
+      // again once reconnected; otherwise after a jittered delay.
+      room._rejoining = true;
+      clearTimeout(this.comeBackTimer);
+      this.comeBackTimer = setTimeout(() => {
+        this.comeBackTimer = undefined;
+        if (this.room === room && room._rejoining && this.conn?.welcomed && !this.rejoinPending(room)) this.rejoin(room);
+      }, drainDelay(this.opts.minReconnectDelay, this.opts.drainDelay));
+      return;
+    }
     const info: LeaveEvent =
       m.reason === LeftReason.Requested ? { reason: "left", code: m.code }
       : m.reason === LeftReason.Kicked ? { reason: "kicked", code: m.code }
       : m.reason === LeftReason.Dropped ? { reason: "dropped", code: m.code }
       : { reason: "disposed", code: m.code };
-    if (info.reason === "disposed" || info.reason === "dropped") {
-      // A server that restarts disposes its rooms, then closes with a
-      // reconnect code; wait a moment to tell that apart from a room that
-      // simply ended, so the room can be re-joined after the restart.
-      room._disposeInfo = info;
-      room._disposeTimer = setTimeout(() => {
-        if (this.room === room) this.endRoom(info);
-      }, DISPOSE_GRACE_MS);
-      return;
-    }
     this.endRoom(info);
   }
 
@@ -807,10 +1171,16 @@ export class Client extends Emitter<ClientEvents> {
     const room = this.room;
     if (!room) return;
     this.room = null;
+    clearTimeout(this.comeBackTimer);
     room._end(info);
   }
 
-  /** Re-joins the room after a reconnect: by ID, else a room of the same kind. */
+  private rejoinPending(room: Room): boolean {
+    for (const p of this.pending.values()) if (p.kind === "rejoin" && p.room === room) return true;
+    return false;
+  }
+
+  /** Joins the room again after a new session: by ID, else a room of the same kind. */
   private rejoin(room: Room, fallback = false): void {
     const reqID = this.newReqID();
     const timer = setTimeout(() => {
@@ -831,7 +1201,7 @@ export class Client extends Emitter<ClientEvents> {
       },
     });
     const options = room.options === undefined || room.options === null ? null : encodeValue(room.options);
-    this.sendMessage(
+    this.sendSequenced(
       fallback
         ? { type: MsgType.Join, reqID, mode: JoinMode.JoinOrCreate, kind: room.kind, roomID: "", options }
         : { type: MsgType.Join, reqID, mode: JoinMode.JoinById, kind: "", roomID: room.id, options },
@@ -854,6 +1224,17 @@ export class Client extends Emitter<ClientEvents> {
 
   private serverError(conn: Connection, m: ErrorMsg): void {
     const err = new GameserverError(m.code, m.message || errorCodeName(m.code), { ref: m.ref, reqID: m.reqID });
+    if (!conn.welcomed && conn.resuming) {
+      conn.lastError = err;
+      // 401 or 403: the token does not fit; the close (4500) follows.
+      if (m.code === ErrorCode.Unauthorized || m.code === ErrorCode.Forbidden) return;
+      // Any other refusal (412 resume_failed, 429, 400...): start over on
+      // the same connection with a new session.
+      conn.resuming = false;
+      this.dropSession(`the session could not be resumed: ${err.message}`);
+      this.sendHello(conn);
+      return;
+    }
     if (m.reqID !== 0) {
       const p = this.pending.get(m.reqID);
       if (p) {
@@ -869,7 +1250,7 @@ export class Client extends Emitter<ClientEvents> {
       }
     }
     conn.lastError = err; // explains a terminal close that may follow (401 then 4500)
-    if (m.ref === MsgType.Hello || m.code === ErrorCode.Unauthorized || m.code === ErrorCode.UnsupportedVersion) {
+    if (m.ref === MsgType.Hello || m.ref === MsgType.Resume || m.code === ErrorCode.Unauthorized || m.code === ErrorCode.UnsupportedVersion) {
       // Followed by a close; reported with it.
       return;
     }
@@ -889,24 +1270,45 @@ export class Client extends Emitter<ClientEvents> {
 
   // ---- sending ----
 
-  /** Sends one message; false when no session is open. */
-  private sendMessage(m: Message): boolean {
-    const conn = this.conn;
-    const t = conn?.transport;
-    if (!conn || !t) return false;
-    if (!conn.welcomed && m.type !== MsgType.Hello) return false;
-    const bytes = encodeMessage(m);
-    const max = this.session?.maxMessage ?? 65536;
-    if (conn.welcomed && bytes.length > max) {
-      // The server would close the connection with 1009.
-      throw new GameserverError(ErrorCode.TooLarge, `${typeName(m.type)} message of ${bytes.length} bytes is over the server's limit of ${max} bytes; not sent`);
-    }
+  /** Sends an unsequenced message (HELLO, RESUME, PING, PONG) on conn. */
+  private sendControl(conn: Connection, m: Message): void {
+    if (this.conn !== conn || !conn.transport) return;
+    this.sendBytes(conn, encodeMessage(m));
+  }
+
+  private sendBytes(conn: Connection, bytes: Uint8Array): boolean {
     try {
-      t.send(bytes);
+      conn.transport!.send(bytes);
     } catch (e) {
       rethrow(e);
       return false;
     }
+    return true;
+  }
+
+  /**
+   * Sends a sequenced message (JOIN, LEAVE, LIST, game messages). It is
+   * kept until the server acknowledges it, so a resume re-sends it if the
+   * server did not get it; while the connection is down and the session
+   * can be resumed, it waits for the resume. False when no session exists.
+   */
+  private sendSequenced(m: Message): boolean {
+    const bytes = encodeMessage(m);
+    const max = this.session?.maxMessage ?? 65536;
+    if (bytes.length > max) {
+      // The server would close the connection with 1009.
+      throw new GameserverError(ErrorCode.TooLarge, `${typeName(m.type)} message of ${bytes.length} bytes is over the server's limit of ${max} bytes; not sent`);
+    }
+    const seq = this.seq;
+    const conn = this.conn;
+    const live = conn !== null && conn.welcomed && conn.transport !== null;
+    if (!seq || !this.sessionAlive()) return false;
+    seq.outSeq++;
+    if (seq.token !== null && this.opts.resume) {
+      seq.unacked.push({ seq: seq.outSeq, bytes });
+      if (seq.unacked.length > MAX_UNACKED) seq.unacked.shift();
+    }
+    if (live) return this.sendBytes(conn!, bytes);
     return true;
   }
 

@@ -51,6 +51,12 @@ export interface ReconnectingEvent {
 }
 
 export interface ReconnectedEvent {
+  /**
+   * True when the session was resumed: the room went on without a
+   * re-join (same room, same player ID, no message lost). False when a new
+   * session joined the room again.
+   */
+  resumed: boolean;
   /** True when the old room was gone and another room of the same kind was joined. */
   roomChanged: boolean;
   previousRoomId: string;
@@ -113,7 +119,7 @@ export class Room<S = any> extends Emitter<RoomEvents> {
   id: string;
   /** The room's type, e.g. "arena". */
   readonly kind: string;
-  /** This client's player ID in the room. A reconnect gives a new one. */
+  /** This client's player ID in the room. A reconnect that cannot resume the session gives a new one. */
   playerId: string;
   /** Room simulation ticks per second. */
   tickRate: number;
@@ -125,9 +131,8 @@ export class Room<S = any> extends Emitter<RoomEvents> {
   tick = 0n;
 
   /** @internal */ _joined = true;
-  /** @internal */ _rejoining = false;
-  /** @internal */ _disposeTimer: ReturnType<typeof setTimeout> | undefined;
-  /** @internal */ _disposeInfo: LeaveEvent | undefined;
+  /** @internal The room must be joined again (a new session, or the server closed it to come back). */
+  _rejoining = false;
 
   private readonly host: RoomHost;
   private readonly handlers = new Map<number | "*", Set<MessageHandler>>();
@@ -154,8 +159,11 @@ export class Room<S = any> extends Emitter<RoomEvents> {
 
   /**
    * Sends a game message: type ≥ 0x1000, body any msgpack-encodable value
-   * (arrays for positional bodies). Returns false, without sending, while
-   * the connection is down (reconnecting); messages are not queued.
+   * (arrays for positional bodies). While the connection is down and the
+   * session can be resumed, the message waits for the resume and is
+   * delivered once (true); it is dropped if the session cannot be resumed.
+   * Returns false, without sending, when there is no session to send it
+   * in (reconnecting without resume, or re-joining the room).
    * Throws a GameserverError 413 if the message is over the server's
    * maximum size, and 406 if the client has left the room.
    */
@@ -266,17 +274,22 @@ export class Room<S = any> extends Emitter<RoomEvents> {
     if (!this._joined) return;
     this._joined = false;
     this._rejoining = false;
-    clearTimeout(this._disposeTimer);
-    this._disposeTimer = undefined;
-    this._disposeInfo = undefined;
     this.held = [];
     this.heldState = undefined;
     this.emit("leave", info);
   }
 
+  /** @internal The session was resumed: the room goes on as it was. */
+  _resumed(): ReconnectedEvent {
+    const ev: ReconnectedEvent = { resumed: true, roomChanged: false, previousRoomId: this.id, previousPlayerId: this.playerId };
+    this.emit("reconnected", ev);
+    return ev;
+  }
+
   /** @internal The room was joined again after a reconnect. */
   _rejoined(joined: Joined): ReconnectedEvent {
     const ev: ReconnectedEvent = {
+      resumed: false,
       roomChanged: joined.roomID !== this.id,
       previousRoomId: this.id,
       previousPlayerId: this.playerId,

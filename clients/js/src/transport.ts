@@ -1,7 +1,7 @@
 // Transports carry protocol messages, one binary message each way. The
-// client talks to the Transport interface only, so a transport other than
-// WebSocket (for example an SSE + HTTP POST fallback) can be plugged in
-// with the `transport` option.
+// client talks to the Transport interface only: WebSocket (here) and the
+// HTTP fallback (sse.ts) are built in, and another transport can be
+// plugged in with the `transport` option.
 
 /** What a transport reports to the client. */
 export interface TransportEvents {

@@ -9,9 +9,11 @@ import { gs } from "./client.mjs";
 const { MsgType } = gs;
 
 export class FakeConn {
-  constructor(ws, index) {
+  constructor(ws, index, url = "") {
     this.ws = ws;
     this.index = index;
+    /** The upgrade request's path and query, e.g. "/ws?session=s-1". */
+    this.url = url;
     this.received = [];
     this.waiters = [];
     this.autoPong = true;
@@ -61,11 +63,42 @@ export class FakeConn {
     });
   }
 
-  /** Waits for HELLO and answers WELCOME. */
-  async handshake({ pingIntervalMs = 10000, pingTimeoutMs = 10000, sessionID = `s-${this.index}` } = {}) {
+  /**
+   * Waits for HELLO and answers WELCOME; resumeToken (default none) offers
+   * resuming the session.
+   */
+  async handshake({ pingIntervalMs = 10000, pingTimeoutMs = 10000, sessionID = `s-${this.index}`, resumeToken = null } = {}) {
     const hello = await this.next(MsgType.Hello);
-    this.send({ type: MsgType.Welcome, version: 1, sessionID, node: "fake", pingIntervalMs, pingTimeoutMs, maxMessage: 65536, resumeToken: null });
+    this.send({ type: MsgType.Welcome, version: 1, sessionID, node: "fake", pingIntervalMs, pingTimeoutMs, maxMessage: 65536, resumeToken });
     return hello;
+  }
+
+  /** The next HELLO or RESUME (the first message of a connection). */
+  first(timeoutMs = 5000) {
+    return this.nextOf([MsgType.Hello, MsgType.Resume], timeoutMs);
+  }
+
+  /** The next message of one of these types. */
+  nextOf(types, timeoutMs = 5000) {
+    const seen = this.received.find((m) => types.includes(m.type) && !m.taken);
+    if (seen) {
+      seen.taken = true;
+      return Promise.resolve(seen);
+    }
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`fake server: no message of types ${types} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter = (m) => {
+        if (!types.includes(m.type) || m.taken) return;
+        m.taken = true;
+        clearTimeout(t);
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(m);
+      };
+      this.waiters.push(waiter);
+    });
   }
 
   /** Waits for a JOIN and answers JOINED. */
@@ -84,8 +117,8 @@ export async function fakeServer(script) {
   const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
   await once(wss, "listening");
   const conns = [];
-  wss.on("connection", (ws) => {
-    const c = new FakeConn(ws, conns.length + 1);
+  wss.on("connection", (ws, req) => {
+    const c = new FakeConn(ws, conns.length + 1, req.url);
     conns.push(c);
     Promise.resolve(script(c)).catch((e) => {
       c.error = e;
