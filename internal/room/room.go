@@ -283,6 +283,9 @@ func (r *room) handle(ev event) {
 	case evHold:
 		if p := ev.p; p.seated {
 			p.heldUntil = time.Now().Add(r.kind.cfg.ResumeWindow)
+			// The member's channel is gone: keep what the room sends for
+			// the session's new node.
+			p.member = &heldMember{sessionID: p.member.ID(), userID: p.member.UserID()}
 			if !p.dropped {
 				p.dropped = true
 				if rs, ok := r.handler.(game.Resumer); ok {
@@ -446,6 +449,9 @@ func (r *room) leave(p *player, why game.LeaveReason, reqID uint32, kickErr *gam
 		r.sendMsgAnyway(p, &left)
 	}
 	r.presence(p, protocol.PresenceLeave)
+	if h, ok := p.member.(*heldMember); ok {
+		h.drop()
+	}
 	r.m.releaseSeat(r)
 	if o := r.m.cfg.Observer; o != nil {
 		o.PlayerLeft(r.info(), p.info(), why)

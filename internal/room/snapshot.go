@@ -211,9 +211,16 @@ func (r *room) reseat(mb Member, playerID string) {
 		mb.Flush()
 		return
 	}
+	if h, ok := p.member.(*heldMember); ok {
+		h.handOver(mb)
+	}
 	p.member = mb
 	p.heldUntil = time.Time{}
 	mb.SetData(p)
+	if !p.dirty {
+		p.dirty = true
+		r.dirty = append(r.dirty, p)
+	}
 	p.dropped = false
 	if rs, ok := r.handler.(game.Resumer); ok {
 		rs.OnResume(r, p)
@@ -227,26 +234,70 @@ func (r *room) expireHeld(now time.Time) {
 		p := r.players[i]
 		if !p.heldUntil.IsZero() && now.After(p.heldUntil) {
 			r.log.Debug("held seat expired", zap.String("player", p.id))
+			if h, ok := p.member.(*heldMember); ok {
+				h.drop()
+			}
 			r.leave(p, game.LeaveDropped, 0, nil)
 		}
 	}
 }
 
-// heldMember stands for a player whose session has not come back to a
-// restored room yet.
+// heldMember stands for a player whose session is on its way to this room
+// (the room moved or came back from a snapshot): what the room sends the
+// player waits here, bounded, and goes to the session when it is reseated,
+// so the player misses nothing.
 type heldMember struct {
 	sessionID, userID string
 	data              any
+	frames            []*frame.Frame
+	bytes             int
 }
 
-func (h *heldMember) ID() string                { return h.sessionID }
-func (h *heldMember) UserID() string            { return h.userID }
-func (h *heldMember) Claims() map[string]any    { return nil }
-func (h *heldMember) Send(f *frame.Frame) error { return nil }
-func (h *heldMember) Flush()                    {}
-func (h *heldMember) RTT() time.Duration        { return 0 }
-func (h *heldMember) Data() any                 { return h.data }
-func (h *heldMember) SetData(v any)             { h.data = v }
+// Bounds of a held seat's queue; past them the oldest messages go (the
+// client then sees a gap, as after a long disconnection).
+const (
+	maxHeldFrames = 1024
+	maxHeldBytes  = 1 << 20
+)
+
+func (h *heldMember) ID() string             { return h.sessionID }
+func (h *heldMember) UserID() string         { return h.userID }
+func (h *heldMember) Claims() map[string]any { return nil }
+func (h *heldMember) Flush()                 {}
+func (h *heldMember) RTT() time.Duration     { return 0 }
+func (h *heldMember) Data() any              { return h.data }
+func (h *heldMember) SetData(v any)          { h.data = v }
+
+// Send keeps f for the player (room goroutine only).
+func (h *heldMember) Send(f *frame.Frame) error {
+	f.Retain()
+	h.frames = append(h.frames, f)
+	h.bytes += f.Len()
+	for len(h.frames) > maxHeldFrames || h.bytes > maxHeldBytes {
+		h.bytes -= h.frames[0].Len()
+		h.frames[0].Release()
+		h.frames[0] = nil
+		h.frames = h.frames[1:]
+	}
+	return nil
+}
+
+// handOver sends what was kept to the player's member, in order.
+func (h *heldMember) handOver(mb Member) {
+	for _, f := range h.frames {
+		_ = mb.Send(f)
+		f.Release()
+	}
+	h.frames, h.bytes = nil, 0
+}
+
+// drop releases what was kept.
+func (h *heldMember) drop() {
+	for _, f := range h.frames {
+		f.Release()
+	}
+	h.frames, h.bytes = nil, 0
+}
 
 // Hold keeps a member's seat for its player while the player's session
 // moves to another node: the player is dropped, and the seat waits for a

@@ -24,6 +24,12 @@ export interface ArenaPlayer {
   y: number;
   /** seq of the player's last input the room applied. */
   lastSeq: number;
+  /**
+   * Input messages the room received from the player, stale and repeated
+   * ones included (0 when the server does not say): compared with what was
+   * sent, it shows that nothing was lost or delivered twice.
+   */
+  received: number;
 }
 
 /** Encodes an input body [seq, dx, dy] with float32 directions. */
@@ -43,7 +49,7 @@ export function decodeArenaInput(body: Uint8Array): ArenaInput {
   return { seq, dx, dy };
 }
 
-/** Decodes a STATE body of the arena: [[id, x, y, lastSeq], ...]; nil is no players. */
+/** Decodes a STATE body of the arena: [[id, x, y, lastSeq, received], ...]; nil is no players. */
 export function decodeArenaState(body: Uint8Array | null): ArenaPlayer[] {
   if (body === null) return [];
   const r = new Reader(body);
@@ -56,17 +62,18 @@ export function decodeArenaState(body: Uint8Array | null): ArenaPlayer[] {
       const x = m > 1 ? r.float32() : 0;
       const y = m > 2 ? r.float32() : 0;
       const lastSeq = m > 3 ? r.uint(32) : 0;
-      for (let j = 4; j < m; j++) r.skip();
-      players.push({ id, x, y, lastSeq });
+      const received = m > 4 ? r.uint(32) : 0;
+      for (let j = 5; j < m; j++) r.skip();
+      players.push({ id, x, y, lastSeq, received });
     }
   }
   if (r.remaining > 0) throw wireError(ErrorCode.BadRequest, "arena state: trailing bytes after the body");
   return players;
 }
 
-/** Encodes an arena STATE body. */
-export function encodeArenaState(players: ArenaPlayer[]): Uint8Array {
-  const w = new Writer(16 + players.length * 24).arrayHeader(players.length);
-  for (const p of players) w.arrayHeader(4).str(p.id).float32(p.x).float32(p.y).int(p.lastSeq >>> 0);
+/** Encodes an arena STATE body (received defaults to 0). */
+export function encodeArenaState(players: (Omit<ArenaPlayer, "received"> & { received?: number })[]): Uint8Array {
+  const w = new Writer(16 + players.length * 26).arrayHeader(players.length);
+  for (const p of players) w.arrayHeader(5).str(p.id).float32(p.x).float32(p.y).int(p.lastSeq >>> 0).int((p.received ?? 0) >>> 0);
   return w.bytes();
 }

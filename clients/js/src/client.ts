@@ -994,7 +994,8 @@ export class Client extends Emitter<ClientEvents> {
         return;
       }
       const seq = this.seq;
-      if (seq && seq.inSeq > seq.ackSent && t - conn.lastPing >= ACK_INTERVAL_MS) this.ping(conn);
+      const backlog = seq ? seq.inSeq - seq.ackSent : 0;
+      if (backlog >= ACK_EVERY_MESSAGES || (backlog > 0 && t - conn.lastPing >= ACK_INTERVAL_MS)) this.ping(conn);
     }, Math.max(50, Math.min(1000, silentMax / 4)));
   }
 

@@ -61,7 +61,7 @@ for (const v of vectors) {
     }
     const got = toFields(m);
     for (const [k, x] of Object.entries(want)) assert.deepEqual(got[k], x, `field ${k}`);
-    if (v.fields.arena) assert.deepEqual(gs.decodeArenaState(m.body), v.fields.arena);
+    if (v.fields.arena) assert.deepEqual(gs.decodeArenaState(m.body), v.fields.arena.map((p) => ({ received: 0, ...p })));
     // Decoding then encoding gives the same bytes.
     assert.equal(hex(gs.encodeMessage(m)), v.hex);
   });

@@ -420,28 +420,39 @@ test("close() while reconnecting stops the reconnection", async () => {
   );
 });
 
-test("MOVE then a close: reconnect after its delay, to its URL or the same one", async () => {
-  const other = await fakeServer(async (conn) => {
-    await conn.handshake();
-    await conn.acceptJoin({ roomID: "r-9" });
-  });
+test("MOVE then a close: reconnect after its delay, to its URL or the same one, and resume there with its token", async () => {
+  // The node a MOVE sends the client to answers its RESUME.
+  const resumeThere = async (conn) => {
+    const m = await conn.first();
+    assert.equal(m.type, MsgType.Resume);
+    conn.resume = m;
+    conn.send({ type: MsgType.Resumed, sessionID: m.sessionID, fromSeq: m.lastSeq + 1n, clientSeq: 1n, resumeToken: "rt-next" });
+  };
+  const other = await fakeServer(resumeThere);
   try {
     for (const target of ["", other.url]) {
       await scenario(
         async (conn) => {
-          await conn.handshake();
+          if (conn.index > 1) return resumeThere(conn);
+          await conn.handshake({ sessionID: "s-moving", resumeToken: "rt-welcome" });
           await conn.acceptJoin({ roomID: "r-9" });
-          if (conn.index > 1) return;
           await conn.next(MsgType.Ping);
-          conn.send({ type: MsgType.Move, url: target, resumeToken: "rt", delayMs: 150 });
+          conn.send({ type: MsgType.Move, url: target, resumeToken: "rt-move", delayMs: 150 });
           conn.close(4002, "draining");
         },
         { drainDelay: 5000, minReconnectDelay: 50, moveJitter: 0 },
         async (c, fake) => {
           const room = await c.joinOrCreate("arena");
+          const moved = nextEvent(c, "move");
           const r = await nextEvent(room, "reconnecting");
+          assert.equal((await moved).delay, 150);
           assert.ok(r.delay > 100 && r.delay <= 150, `the MOVE's delay, not the drain delay: ${r.delay}`);
-          await nextEvent(room, "reconnected", 3000);
+          const ev = await nextEvent(room, "reconnected", 3000);
+          assert.deepEqual(ev, { resumed: true, roomChanged: false, previousRoomId: "r-9", previousPlayerId: "p-1" });
+          const there = target ? other.conns.at(-1) : fake.conns[1];
+          assert.equal(there.resume.sessionID, "s-moving");
+          assert.equal(there.resume.resumeToken, "rt-move", "the MOVE's token");
+          assert.equal(there.url, "/ws?session=s-moving", "the session is named in the URL");
           if (target) {
             assert.equal(c.url, other.url);
             assert.equal(fake.conns.length, 1);
