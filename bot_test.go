@@ -44,6 +44,7 @@ type bot struct {
 	rejoins   int
 	states    atomic.Int64
 	lastState atomic.Int64 // Unix nanoseconds
+	maxGap    time.Duration // longest time between two states
 	errs      []string
 }
 
@@ -278,7 +279,12 @@ func (b *bot) serve(ctx context.Context, conn net.Conn) {
 			}
 			b.mu.Unlock()
 			b.states.Add(1)
-			b.lastState.Store(time.Now().UnixNano())
+			now := time.Now().UnixNano()
+			if prev := b.lastState.Swap(now); prev != 0 {
+				b.mu.Lock()
+				b.maxGap = max(b.maxGap, time.Duration(now-prev))
+				b.mu.Unlock()
+			}
 		}
 	}
 }

@@ -17,6 +17,7 @@ const envPrefix = "GAMESERVER_"
 // options is everything the command line sets.
 type options struct {
 	cfg       Config
+	debugAddr string
 	logFormat string
 	logLevel  string
 }
@@ -56,6 +57,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&c.ClusterSecret, "cluster-secret", "", "shared secret authenticating node-to-node links (required with --redis)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 5*time.Second, "how long a node's registration and room leases last without renewal")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for connections to close")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "listen address of a separate server with Go's /debug/pprof profiles (keep it private; empty: off)")
 	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: console, json, or auto (console on a terminal, json otherwise)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() {

@@ -275,6 +275,15 @@ func TestClusterRollingRestart(t *testing.T) {
 	}
 	sort.Slice(pauses, func(i, j int) bool { return pauses[i] < pauses[j] })
 	t.Logf("time to playing again after each SIGTERM: %v", pauses)
+	gaps := make([]time.Duration, len(bots))
+	for i, b := range bots {
+		b.mu.Lock()
+		gaps[i] = b.maxGap
+		b.mu.Unlock()
+	}
+	sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
+	t.Logf("per-bot longest pause between states over 3 rolling restarts: p50 %v, p99 %v, max %v (inputs lost: 0, asserted)",
+		gaps[len(gaps)/2], gaps[len(gaps)*99/100], gaps[len(gaps)-1])
 }
 
 func TestClusterNodeKilled(t *testing.T) {

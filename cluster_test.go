@@ -8,6 +8,7 @@ import (
 
 	"github.com/gameserver/gameserver"
 	"github.com/gameserver/gameserver/examples/arena"
+	"github.com/gameserver/gameserver/examples/chat"
 	"github.com/gameserver/gameserver/internal/cluster/redistest"
 	"github.com/gameserver/gameserver/internal/protocol"
 )
@@ -226,5 +227,43 @@ func TestClusterForwardsAndMovesRooms(t *testing.T) {
 	}
 	if !n2.srv.Owns(a.roomID) {
 		t.Fatal(fmt.Sprintf("n2 does not own room %s after the move", a.roomID))
+	}
+}
+
+// A room that cannot snapshot stays on a draining node until the drain
+// deadline; its players hear nothing before it, then LEFT and a close with
+// the reconnect hint.
+func TestDrainKeepsRoomsThatCannotMove(t *testing.T) {
+	redis := redistest.StartServer(t)
+	n1 := startNode(t, redis.URL(), "d1", gameserver.Config{})
+	startNode(t, redis.URL(), "d2", gameserver.Config{})
+	if err := n1.srv.Register("chat", chat.New, chat.Config); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	p := player(t, n1.addr)
+	p.join(protocol.JoinCreate, "chat", "", nil)
+	start := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = n1.srv.Shutdown(ctx)
+	}()
+	var left protocol.Left
+	if err := left.Decode(p.expectSkipping(protocol.TypeLeft)); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Fatalf("LEFT after %v: before the drain deadline", d)
+	}
+	if left.Reason != protocol.LeftDisposed || left.Code != protocol.CodeUnavailable {
+		t.Fatalf("left %+v", left)
+	}
+	var mv protocol.Move
+	if err := mv.Decode(p.expectSkipping(protocol.TypeMove)); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.expectClose(3 * time.Second); code != uint16(protocol.CloseDraining) {
+		t.Fatalf("close %d", code)
 	}
 }

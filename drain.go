@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gameserver/gameserver/internal/cluster"
@@ -55,8 +56,14 @@ func moveDelay() uint32 { return uint32(rand.Int64N(int64(drainSpread / time.Mil
 
 // drainCluster moves rooms and sessions off this node.
 func (c *clusterNode) drain(ctx context.Context) {
+	start := time.Now()
 	c.heartbeat() // publish draining now
 	s := c.s
+	var moved, failed atomic.Int64
+	defer func() {
+		c.log.Info("cluster: drained", zap.Int64("rooms_moved", moved.Load()), zap.Int64("room_moves_failed", failed.Load()),
+			zap.Int("rooms_left", len(s.rooms.Rooms(""))), zap.Duration("took", time.Since(start)))
+	}()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for _, r := range s.rooms.Rooms("") {
@@ -74,7 +81,10 @@ func (c *clusterNode) drain(ctx context.Context) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			if err := c.moveRoom(ctx, r.ID, target); err != nil {
+				failed.Add(1)
 				c.log.Warn("cluster: room move failed", zap.String("room", r.ID), zap.String("target", target), zap.Error(err))
+			} else {
+				moved.Add(1)
 			}
 		}()
 	}
@@ -222,7 +232,6 @@ func (c *clusterNode) moveSessions(ctx context.Context) {
 		if !sess.Active() && !sess.Detached() {
 			continue
 		}
-		sess.Freeze()
 		var seat *movedSeat
 		switch d := sess.Data().(type) {
 		case *remoteSeat:
@@ -234,9 +243,15 @@ func (c *clusterNode) moveSessions(ctx context.Context) {
 			c.forgetSeat(d)
 		default:
 			if rid, pid, ok := s.rooms.SeatOf(sess); ok {
+				if s.rooms.Has(rid) {
+					// Its room could not move: the session stays with it
+					// until the room ends or the drain deadline.
+					continue
+				}
 				seat = &movedSeat{Room: rid, Player: pid}
 			}
 		}
+		sess.Freeze()
 		var seatRaw []byte
 		if seat != nil {
 			seatRaw, _ = msgpack.Marshal(seat)

@@ -6,10 +6,13 @@ const params = new URLSearchParams(location.search);
 
 /**
  * A client for this page: the page's own server, or the one named by
- * ?server=ws://host:port/ws. Options are those of the Client.
+ * ?server=ws://host:port/ws, over the transport named by
+ * ?transport=websocket|sse (default auto: WebSocket, else the HTTP
+ * fallback). Options are those of the Client.
  */
 export function createClient(options = {}) {
-  return new Client(params.get("server") ?? undefined, { pingInterval: 2000, ...options });
+  const transport = params.get("transport");
+  return new Client(params.get("server") ?? undefined, { pingInterval: 2000, ...(transport ? { transport } : {}), ...options });
 }
 
 /** A query parameter of the page. */
@@ -67,7 +70,8 @@ export function createLog(ul, max = 60) {
 export function logLifecycle(client, log) {
   client.on("open", (s) => log.add(`session ${s.sessionId.slice(0, 8)}… on node ${s.node}`, "good"));
   client.on("reconnecting", (e) => log.add(`connection lost (${e.closeCode}${e.reason ? " " + e.reason : ""}); retry ${e.attempt} in ${Math.round(e.delay)} ms`, "warn"));
-  client.on("reconnected", () => log.add("reconnected", "good"));
+  client.on("move", (m) => log.add(`the server moves this session: reconnecting in ${Math.round(m.delay)} ms`, "warn"));
+  client.on("reconnected", (s) => log.add(s.resumed ? `reconnected over ${client.transport}: session resumed` : `reconnected over ${client.transport}: new session`, "good"));
   client.on("disconnected", (e) => log.add(`disconnected (${e.closeCode})${e.error ? ": " + e.error.message : ""}`, "bad"));
   client.on("error", (e) => log.add(`error ${e.code} ${e.codeName}: ${e.message}`, "bad"));
 }

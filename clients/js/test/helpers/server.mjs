@@ -65,6 +65,13 @@ export async function waitFor(cond, timeoutMs = 5000, what = "condition") {
   }
 }
 
+/** A value of the server's Prometheus metrics (0 when absent). */
+export async function metric(srv, name) {
+  const text = await (await fetch(`${srv.httpUrl}/metrics`)).text();
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
 const running = new Set();
 process.on("exit", () => {
   for (const p of running) {

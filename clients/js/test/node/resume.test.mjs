@@ -4,19 +4,12 @@
 // then a resume the new process refuses).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { GameServer, freePort, startServer, waitFor, sleep } from "../helpers/server.mjs";
+import { GameServer, freePort, metric, startServer, waitFor, sleep } from "../helpers/server.mjs";
 import { tcpProxy } from "../helpers/proxy.mjs";
 import { gs, newClient, recorder } from "../helpers/client.mjs";
 
 const { ARENA_INPUT } = gs;
 const SAY = 0x1100, SAID = 0x1101;
-
-/** A counter of the server's Prometheus metrics. */
-export async function metric(srv, name) {
-  const text = await (await fetch(`${srv.httpUrl}/metrics`)).text();
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
-  return m ? Number(m[1]) : 0;
-}
 
 /** Asserts that ticks go up by exactly one each time. */
 function assertConsecutive(ticks) {
@@ -35,6 +28,7 @@ test("cut while the arena streams: the session resumes, no state lost or repeate
     const { id, playerId } = room;
     const ticks = [];
     room.onState(({ tick }) => ticks.push(tick));
+    await sleep(10); // past the join's own "join" event
     const roomLog = recorder(room, ["reconnecting", "reconnected", "join", "leave"]);
     let sent = 0;
     let seq = 0;
