@@ -136,6 +136,10 @@ func (fb *fallback) open(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusServiceUnavailable, "server is shutting down")
 		return
 	}
+	if status, msg := s.ws.AdmitFallback(r, s.sseStats.Open.Load()); status != 0 {
+		fail(w, status, msg)
+		return
+	}
 	body, ok := readBody(w, r, s.ws.Config().MaxMessageBytes)
 	if !ok {
 		return

@@ -48,6 +48,8 @@
 // strings.
 //
 // The package also exports the small msgpack toolkit it is built on: the
-// Append* functions and [Reader], which games reuse to encode and decode
-// their own bodies with the same guarantees.
+// Append* functions and [Reader], which the server's other packages and
+// the load-test driver reuse to encode and decode with the same
+// guarantees. (Being internal, it is not importable by games; they use
+// vmihailenco/msgpack through the game package.)
 package protocol

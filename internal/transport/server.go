@@ -346,6 +346,27 @@ func (s *Server) OriginAllowed(r *http.Request) bool {
 	return false
 }
 
+// AdmitFallback applies the upgrade limits to a request that opens a
+// connection by other means (the HTTP fallback): draining, the per-IP
+// rate, and MaxConns counting extra connections the caller holds. It
+// returns the HTTP status and message of a refusal, or 0.
+func (s *Server) AdmitFallback(r *http.Request, extra int64) (int, string) {
+	if s.draining.Load() {
+		s.stats.Rejected[RejectDraining].Add(1)
+		return http.StatusServiceUnavailable, "server is shutting down"
+	}
+	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
+	if !s.allowRate(remote.Addr().Unmap()) {
+		s.stats.Rejected[RejectRate].Add(1)
+		return http.StatusTooManyRequests, "too many connection attempts from this address: retry later"
+	}
+	if s.stats.Open.Load()+extra >= int64(s.cfg.MaxConns) {
+		s.stats.Rejected[RejectFull].Add(1)
+		return http.StatusServiceUnavailable, "server is full"
+	}
+	return 0, ""
+}
+
 // allowRate takes a token from ip's upgrade-rate bucket.
 func (s *Server) allowRate(ip netip.Addr) bool {
 	if s.cfg.HandshakeRate <= 0 {

@@ -6,7 +6,7 @@
 // resumed with a new open, and the working transport is remembered.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, waitFor, sleep } from "../helpers/server.mjs";
+import { metric, startServer, waitFor, sleep } from "../helpers/server.mjs";
 import { launchBrowser, newPage, artifact } from "../helpers/browser.mjs";
 import { tcpProxy } from "../helpers/proxy.mjs";
 
@@ -148,6 +148,7 @@ test("over SSE, a cut stream resumes by itself; a longer outage resumes with a n
       for (const e of ["reconnecting", "reconnected", "leave"]) r.on(e, (v) => window.events.push({ e, resumed: v?.resumed }));
     });
     const { playerId, tried } = await page.evaluate(() => ({ playerId: window.demo.room.playerId, tried: window.webSocketsTried }));
+    const resumed0 = await metric(srv, "gameserver_sessions_resumed_total");
 
     // A short cut: EventSource reconnects with Last-Event-ID, the server
     // resumes the session from there; the client sees no reconnection.
@@ -156,6 +157,7 @@ test("over SSE, a cut stream resumes by itself; a longer outage resumes with a n
     await sleep(2500);
     let ev = await page.evaluate(() => window.events);
     assert.deepEqual(ev, [], "no reconnection at the client's level");
+    assert.equal(await metric(srv, "gameserver_sessions_resumed_total"), resumed0 + 1, "the stream resumed the session");
 
     // A longer outage: the stream does not come back within a few
     // seconds; the client resumes with RESUME over a new open.
@@ -168,6 +170,7 @@ test("over SSE, a cut stream resumes by itself; a longer outage resumes with a n
     ev = await page.evaluate(() => window.events);
     assert.deepEqual(ev.find((x) => x.e === "reconnected"), { e: "reconnected", resumed: true });
     assert.ok(!ev.some((x) => x.e === "leave"));
+    assert.ok((await metric(srv, "gameserver_sessions_resumed_total")) >= resumed0 + 2, "and RESUME did again");
     await sleep(500);
     const after = await page.evaluate(() => ({ playerId: window.demo.room.playerId, tried: window.webSocketsTried, ticks: window.ticks, transport: window.demo.client.transport }));
     assert.equal(after.playerId, playerId, "the same player");
