@@ -43,7 +43,7 @@ type bot struct {
 	resumes   int
 	rejoins   int
 	states    atomic.Int64
-	lastState atomic.Int64 // Unix nanoseconds
+	lastState atomic.Int64  // Unix nanoseconds
 	maxGap    time.Duration // longest time between two states
 	errs      []string
 }

@@ -1,8 +1,10 @@
-// Reconnection in the browser: the server process is restarted on the same
-// port and the page re-joins; a terminal close code (4500) is not retried.
+// Reconnection in the browser: a cut connection resumes the session; the
+// server process is restarted on the same port and the page re-joins; a
+// terminal close code (4500) is not retried.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { GameServer, freePort, waitFor, sleep } from "../helpers/server.mjs";
+import { GameServer, freePort, startServer, waitFor, sleep } from "../helpers/server.mjs";
+import { tcpProxy } from "../helpers/proxy.mjs";
 import { launchBrowser, newPage, artifact } from "../helpers/browser.mjs";
 import { fakeServer } from "../helpers/fake.mjs";
 import { gs } from "../helpers/client.mjs";
@@ -26,6 +28,52 @@ const record = (page) =>
   });
 const events = (page) => page.evaluate(() => window.events);
 const has = (list, on, e) => list.some((x) => x.on === on && x.e === e);
+
+test("the connection is cut: the page resumes its session, same player, no state missed, every input received once", async () => {
+  const srv = await startServer();
+  const proxy = await tcpProxy(srv.port);
+  const page = await newPage(browser);
+  try {
+    await page.goto(proxy.httpUrl + "/arena.html"); // the page and its WebSocket go through the proxy
+    await waitFor(() => page.evaluate(() => window.demo.room?.joined && window.demo.players.size === 1), 10000, "joined");
+    await record(page);
+    await page.evaluate(() => {
+      window.ticks = [];
+      window.demo.room.onState(({ tick }) => window.ticks.push(Number(tick)));
+    });
+    const { roomId, playerId } = await page.evaluate(() => ({ roomId: window.demo.room.id, playerId: window.demo.room.playerId }));
+    await page.keyboard.down("ArrowRight");
+    for (let cut = 1; cut <= 2; cut++) {
+      await sleep(400);
+      proxy.cut();
+      await waitFor(() => page.evaluate((n) => window.events.filter((x) => x.on === "room" && x.e === "reconnected").length === n, cut), 10000, `resumed after cut ${cut}`);
+    }
+    await sleep(400);
+    await page.keyboard.up("ArrowRight");
+    const ev = await events(page);
+    assert.ok(!has(ev, "room", "leave") && !has(ev, "room", "join"), JSON.stringify(ev));
+    const resumed = await page.evaluate(() => window.demo.log.entries.filter((e) => /resumed in room/.test(e.text)).length);
+    assert.equal(resumed, 2, "the page says it resumed");
+    const state = await page.evaluate(() => ({ roomId: window.demo.room.id, playerId: window.demo.room.playerId, ticks: window.ticks, sent: Number(document.getElementById("seq").textContent) }));
+    assert.equal(state.roomId, roomId);
+    assert.equal(state.playerId, playerId);
+    for (let i = 1; i < state.ticks.length; i++) assert.equal(state.ticks[i], state.ticks[i - 1] + 1, `state ${i} follows state ${i - 1}`);
+    // The room counts every input it received: none lost, none twice.
+    await waitFor(async () => {
+      const { sent, received } = await page.evaluate((id) => {
+        const p = window.demo.room.state.find((x) => x[0] === id);
+        return { sent: Number(document.getElementById("seq").textContent), received: p[4] };
+      }, playerId);
+      return sent === received;
+    }, 5000, "inputs sent = inputs received");
+    assert.equal(await page.getAttribute("#status", "data-state"), "open");
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await page.context().close();
+    await proxy.close();
+    await srv.stop();
+  }
+});
 
 test("the server restarts on the same port: the page reconnects and re-joins the arena", async () => {
   const port = await freePort();
