@@ -290,7 +290,8 @@ type RoomConfig struct {
 	// server's resume window (Config.ResumeWindow, 30 s by default).
 	ResumeWindow time.Duration
 	// InboxSize bounds the room's queue of pending messages and joins;
-	// when full, further messages are refused with 503. Zero means 4096.
+	// when full, further messages are refused with 503. It is allocated
+	// with the room (48 bytes an entry). Zero means 256.
 	InboxSize int
 }
 

@@ -234,7 +234,7 @@ func (m *Manager) Dispose(id, reason string) error {
 	if reason == "" {
 		reason = "disposed by the server"
 	}
-	if !r.post(event{kind: evDispose, reason: reason}, true) {
+	if !r.post(event{kind: evDispose, x: &eventExtra{reason: reason}}, true) {
 		return ErrNoRoom
 	}
 	return nil

@@ -124,7 +124,7 @@ func setDefaults(c *game.RoomConfig) error {
 		c.ReservationTimeout = 10 * time.Second
 	}
 	if c.InboxSize == 0 {
-		c.InboxSize = 4096
+		c.InboxSize = 256
 	}
 	switch {
 	case c.TickRate < 1 || c.TickRate > 120:
@@ -329,7 +329,7 @@ func (m *Manager) join(mb Member, j *protocol.Join) error {
 
 	p := &player{id: newID(8), member: mb, room: r, index: -1}
 	mb.SetData(p)
-	if !r.post(event{kind: evJoin, p: p, reqID: j.ReqID, opts: opts, deadline: deadline}, false) {
+	if !r.post(event{kind: evJoin, p: p, reqID: j.ReqID, x: &eventExtra{opts: opts, deadline: deadline}}, false) {
 		mb.SetData(nil)
 		m.releaseSeat(r)
 		return errBusy
@@ -409,7 +409,7 @@ func (m *Manager) Shutdown(reason string) {
 	}
 	m.mu.Unlock()
 	for _, r := range rooms {
-		r.post(event{kind: evDispose, reason: reason}, true)
+		r.post(event{kind: evDispose, x: &eventExtra{reason: reason}}, true)
 	}
 	m.wg.Wait()
 }

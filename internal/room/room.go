@@ -27,24 +27,29 @@ const (
 	evDispose
 	evDrop
 	evResume
-	evReseat
 	evHold
 )
 
-// event is one entry of a room's inbox.
+// event is one entry of a room's inbox: 48 bytes, since every room's inbox
+// is allocated whole. Fields that only joins and control events use live
+// behind x.
 type event struct {
-	kind     evKind
-	p        *player
-	t        game.MsgType
-	body     *bodyBuf
-	at       time.Time
-	reqID    uint32
+	kind  evKind
+	leave uint8 // a game.LeaveReason
+	t     game.MsgType
+	reqID uint32
+	p     *player
+	body  *bodyBuf
+	at    int64 // Unix nanoseconds a message was read
+	fn    func(game.Room)
+	x     *eventExtra
+}
+
+// eventExtra holds the fields of the rarer events.
+type eventExtra struct {
 	opts     game.Options
 	reason   string
-	leave    game.LeaveReason
 	deadline time.Time
-	fn       func(game.Room)
-	member   Member
 }
 
 // bodyBuf carries a message body from the transport's buffer into the
@@ -117,7 +122,7 @@ func (m *Manager) createLocked(k *kind, opts game.Options) *room {
 		}
 	}
 	r := m.newRoomLocked(k, newID(10), filters)
-	m.startLocked(r, event{kind: evCreate, opts: opts})
+	m.startLocked(r, event{kind: evCreate, x: &eventExtra{opts: opts}})
 	return r
 }
 
@@ -175,7 +180,7 @@ func (r *room) post(ev event, wait bool) bool {
 func (r *room) postMessage(p *player, t protocol.MsgType, body []byte) error {
 	b := bodyPool.Get().(*bodyBuf)
 	b.b = append(b.b[:0], body...)
-	if !r.post(event{kind: evMessage, p: p, t: game.MsgType(t), body: b, at: time.Now()}, false) {
+	if !r.post(event{kind: evMessage, p: p, t: game.MsgType(t), body: b, at: time.Now().UnixNano()}, false) {
 		bodyPool.Put(b)
 		if r.isClosed() {
 			return errNotInRoom
@@ -186,7 +191,7 @@ func (r *room) postMessage(p *player, t protocol.MsgType, body []byte) error {
 }
 
 func (r *room) postLeave(mb Member, p *player, reason game.LeaveReason, reqID uint32) {
-	if !r.post(event{kind: evLeave, p: p, leave: reason, reqID: reqID}, true) && mb.Data() == any(p) {
+	if !r.post(event{kind: evLeave, p: p, leave: uint8(reason), reqID: reqID}, true) && mb.Data() == any(p) {
 		mb.SetData(nil) // the room is gone; its cleanup already released the seat
 	}
 }
@@ -247,7 +252,7 @@ func (r *room) handle(ev event) {
 			err = r.restoreFrom(r.restore)
 			r.restore = nil
 		} else {
-			err = r.handler0().OnCreate(r, ev.opts)
+			err = r.handler0().OnCreate(r, ev.x.opts)
 		}
 		if err != nil {
 			r.createErr = err
@@ -262,11 +267,11 @@ func (r *room) handle(ev event) {
 		ev.body.b = ev.body.b[:0]
 		bodyPool.Put(ev.body)
 	case evLeave:
-		r.leave(ev.p, ev.leave, ev.reqID, nil)
+		r.leave(ev.p, game.LeaveReason(ev.leave), ev.reqID, nil)
 	case evCall:
 		ev.fn(r)
 	case evDispose:
-		r.disposing = ev.reason
+		r.disposing = ev.x.reason
 		if r.disposing == "" {
 			r.disposing = "disposed"
 		}
@@ -278,8 +283,6 @@ func (r *room) handle(ev event) {
 			}
 			r.presence(p, protocol.PresenceDrop)
 		}
-	case evReseat:
-		r.reseat(ev.member, ev.reason)
 	case evHold:
 		if p := ev.p; p.seated {
 			p.heldUntil = time.Now().Add(r.kind.cfg.ResumeWindow)
@@ -331,7 +334,7 @@ func (r *room) join(ev event) {
 		r.m.releaseSeat(r) // dropped before the room got to it
 		return
 	}
-	if time.Now().After(ev.deadline) {
+	if time.Now().After(ev.x.deadline) {
 		refuse(protocol.NewError(protocol.CodeUnavailable, "seat reservation expired: try again"))
 		return
 	}
@@ -349,7 +352,7 @@ func (r *room) join(ev event) {
 			}
 		}
 	}
-	req := game.JoinRequest{Options: ev.opts, UserID: p.member.UserID(), Claims: p.member.Claims()}
+	req := game.JoinRequest{Options: ev.x.opts, UserID: p.member.UserID(), Claims: p.member.Claims()}
 	// What OnJoin sends p waits until JOINED is out, so the client always
 	// learns it joined before it hears from the room.
 	p.joining = true
@@ -389,7 +392,7 @@ func (r *room) message(ev event) {
 		}
 		return
 	}
-	msg := game.Message{Type: ev.t, Body: ev.body.b, ReceivedAt: ev.at}
+	msg := game.Message{Type: ev.t, Body: ev.body.b, ReceivedAt: time.Unix(0, ev.at)}
 	var err error
 	if fn := r.routes[ev.t]; fn != nil {
 		err = fn(r, p, msg)
