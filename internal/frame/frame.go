@@ -39,7 +39,7 @@ type Frame struct {
 }
 
 var framePool = sync.Pool{New: func() any {
-	b := make([]byte, Headroom, 512)
+	b := make([]byte, Headroom, 256)
 	return &Frame{raw: b}
 }}
 
