@@ -60,6 +60,12 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "listen address of a separate server with Go's /debug/pprof profiles (keep it private; empty: off)")
 	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: console, json, or auto (console on a terminal, json otherwise)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.Func("api-keys", "comma-separated keys (16+ bytes each) for the backend API and the monitor; empty: both off", func(v string) error { c.APIKeys = splitList(v); return nil })
+	fs.Func("webhook-urls", "comma-separated URLs that receive the node's events as signed JSON POSTs", func(v string) error { c.WebhookURLs = splitList(v); return nil })
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "secret (16+ bytes) that signs webhook deliveries; required with --webhook-urls")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", 5*time.Second, "time one webhook delivery attempt may take")
+	fs.IntVar(&c.WebhookMaxAttempts, "webhook-attempts", 8, "attempts per webhook event and URL before it is dropped")
+	fs.IntVar(&c.WebhookQueueSize, "webhook-queue", 4096, "webhook events that may wait per URL; more are dropped")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: gameserver [flags]\n\nRuns a gameserver node. Every flag can also be set by the environment\nvariable named beside it; a flag given on the command line wins.\n\n")
 		fs.VisitAll(func(f *flag.Flag) {

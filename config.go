@@ -103,6 +103,25 @@ type Config struct {
 
 	// Logger receives the server's logs. Nil means no logging.
 	Logger *zap.Logger
+
+	// APIKeys are the keys the backend API (/api/v1) and the monitor
+	// (/monitor) accept, each at least 16 bytes. Empty turns both off
+	// (404).
+	APIKeys []string
+	// WebhookURLs receive the node's events (rooms created and disposed,
+	// players joining and leaving, the node draining) as signed JSON
+	// POSTs. Empty means no webhooks.
+	WebhookURLs []string
+	// WebhookSecret signs webhook deliveries (HMAC-SHA256); at least 16
+	// bytes, required with WebhookURLs.
+	WebhookSecret string
+	// WebhookTimeout bounds one delivery attempt. Zero means 5 s.
+	WebhookTimeout time.Duration
+	// WebhookMaxAttempts bounds the attempts per event and URL. Zero means 8.
+	WebhookMaxAttempts int
+	// WebhookQueueSize bounds the events waiting for each URL; past it
+	// new events are dropped (and counted). Zero means 4096.
+	WebhookQueueSize int
 }
 
 func (c *Config) setDefaults() error {

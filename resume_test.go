@@ -204,9 +204,7 @@ func TestResumeIsGapFreeAcrossDrops(t *testing.T) {
 		}
 	}
 	r.checkStream()
-	if metric(t, srv, "gameserver_sessions_resumed_total") != 30 {
-		t.Fatalf("resumes counted: %v", metric(t, srv, "gameserver_sessions_resumed_total"))
-	}
+	waitFor(t, func() bool { return metric(t, srv, "gameserver_sessions_resumed_total") == 30 })
 }
 
 func TestResumeRefused(t *testing.T) {
