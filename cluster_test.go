@@ -26,7 +26,7 @@ func startNode(t *testing.T, redisURL, id string, cfg gameserver.Config) *node {
 	cfg.Node = id
 	cfg.Redis = redisURL
 	cfg.ClusterSecret = "test-cluster-secret"
-	cfg.LeaseTTL = time.Second
+	cfg.LeaseTTL = 3 * time.Second // generous: these nodes share a loaded test process
 	cfg.MaxResumesPerMinute = 1000
 	cfg.HandshakeRate = -1
 	cfg.ShutdownTimeout = 3 * time.Second

@@ -58,6 +58,11 @@ func moveDelay() uint32 { return uint32(rand.Int64N(int64(drainSpread / time.Mil
 func (c *clusterNode) drain(ctx context.Context) {
 	start := time.Now()
 	c.heartbeat() // publish draining now
+	if nodes, err := c.dir.Nodes(ctx); err == nil {
+		c.mu.Lock()
+		c.nodes = nodes // the freshest view of where rooms can go
+		c.mu.Unlock()
+	}
 	s := c.s
 	var moved, failed atomic.Int64
 	defer func() {

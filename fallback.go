@@ -121,6 +121,7 @@ type openReply struct {
 	Session   string   `json:"session,omitempty"`
 	Key       string   `json:"key,omitempty"`
 	SendToken string   `json:"sendToken,omitempty"`
+	NextSeq   uint64   `json:"nextSeq,omitempty"` // the POST sequence number to send next
 	Messages  []string `json:"messages"`
 	Code      int      `json:"code,omitempty"`      // the HTTP status, when refused
 	Error     string   `json:"error,omitempty"`     // why
@@ -193,7 +194,7 @@ func (fb *fallback) open(w http.ResponseWriter, r *http.Request) {
 	}
 	fb.entries[e.sessionID] = e
 	fb.mu.Unlock()
-	reply.Session, reply.Key, reply.SendToken = e.sessionID, e.key, e.sendToken
+	reply.Session, reply.Key, reply.SendToken, reply.NextSeq = e.sessionID, e.key, e.sendToken, e.postSeq+1
 	writeJSON(w, http.StatusOK, reply)
 }
 
@@ -277,14 +278,17 @@ func (fb *fallback) stream(w http.ResponseWriter, r *http.Request) {
 	nc := fb.newConn()
 	s.sseStats.Open.Add(1)
 	s.sseStats.Accepted.Add(1)
+	nc.Hold() // a refusal's ERROR must reach the stream
 	pending := s.hub.Open(nc)
 	if refusal := s.hub.ResumeTrusted(pending, e.sessionID, lastSeq); refusal != nil {
 		// The stream carries the ERROR, then a close event: the client
 		// starts over with /sse/open.
-		nc.Close(uint16(protocol.CloseNormal), "resume failed")
+		nc.Close(uint16(protocol.CloseResumeFailed), "resume failed: open a new session")
 		nc.Serve(w, r)
+		nc.Unhold()
 		return
 	}
+	nc.Unhold()
 	e.mu.Lock()
 	e.conn = nc
 	e.cond.Broadcast()

@@ -24,6 +24,7 @@ const (
 	CloseSlowConsumer       CloseCode = 4001 // outbound queue over its bound
 	CloseDraining           CloseCode = 4002 // server draining; reconnect after a jittered delay
 	CloseHelloTimeout       CloseCode = 4003 // no HELLO in time
+	CloseResumeFailed       CloseCode = 4004 // the fallback stream could not resume: open a new session
 	CloseUnauthorized       CloseCode = 4500 // credentials rejected
 	CloseUnsupportedVersion CloseCode = 4501 // protocol version not spoken
 	CloseKicked             CloseCode = 4502 // removed by the server
@@ -42,6 +43,7 @@ var closeNames = map[CloseCode]string{
 	CloseSlowConsumer:       "slow_consumer",
 	CloseDraining:           "draining",
 	CloseHelloTimeout:       "hello_timeout",
+	CloseResumeFailed:       "resume_failed",
 	CloseUnauthorized:       "unauthorized",
 	CloseUnsupportedVersion: "unsupported_version",
 	CloseKicked:             "kicked",

@@ -143,7 +143,7 @@ func fieldsOf(m Message) (object, error) {
 func arenaJSON(s *ArenaState) []object {
 	players := make([]object, len(s.Players))
 	for i, p := range s.Players {
-		players[i] = object{{"id", string(p.ID)}, {"x", p.X}, {"y", p.Y}, {"lastSeq", p.LastSeq}}
+		players[i] = object{{"id", string(p.ID)}, {"x", p.X}, {"y", p.Y}, {"lastSeq", p.LastSeq}, {"received", p.Received}}
 	}
 	return players
 }

@@ -19,6 +19,7 @@ type worker struct {
 	srv    *Server
 	buf    []byte
 	dst    []byte
+	dst0   []byte // what the last read asked to fill
 	n      int
 	err    error
 	readFn func(fd uintptr) bool
@@ -77,18 +78,23 @@ func (w *worker) serve(c *Conn) {
 	}
 }
 
-// readConn reads until the socket would block. It reports whether data may
+// readConn reads until the socket is drained. A read that returns less
+// than it asked for has drained it: the edge-triggered poller reports any
+// data that arrives later, so the read that would only say EAGAIN is
+// skipped (it halves read system calls). It reports whether data may
 // remain after its budget.
 func (w *worker) readConn(c *Conn) (more bool) {
 	for i := 0; i < readsPerTurn; i++ {
 		fromRbuf := c.rbuf != nil
 		n := 0
+		drained := false
 		if !fromRbuf || len(c.rbuf) < c.rneed {
 			if fromRbuf {
 				w.dst = c.rbuf[len(c.rbuf):c.rneed]
 			} else {
 				w.dst = w.buf
 			}
+			w.dst0 = w.dst
 			w.n, w.err = 0, nil
 			if err := c.rc.Read(w.readFn); err != nil {
 				w.err = err
@@ -108,11 +114,15 @@ func (w *worker) readConn(c *Conn) (more bool) {
 			}
 			c.lastActive.Store(time.Now().UnixNano())
 			w.srv.stats.BytesIn.Add(uint64(n))
+			drained = n < len(w.dst0)
 		}
 		var data []byte
 		if fromRbuf {
 			c.rbuf = c.rbuf[:len(c.rbuf)+n]
 			if len(c.rbuf) < c.rneed {
+				if drained {
+					return false
+				}
 				continue
 			}
 			data = c.rbuf
@@ -134,7 +144,7 @@ func (w *worker) readConn(c *Conn) (more bool) {
 			c.closeLocked(CloseInfo{Code: cerr.code, Reason: cerr.reason}, true)
 			c.mu.Unlock()
 		}
-		if c.state.Load() == stateClosed {
+		if c.state.Load() == stateClosed || drained {
 			return false
 		}
 	}

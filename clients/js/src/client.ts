@@ -595,7 +595,7 @@ export class Client extends Emitter<ClientEvents> {
     if (typeof t === "function") return "custom";
     if (t !== "auto") return t;
     const known = workingTransport.get(serverKey(this.url));
-    if (known) return known;
+    if (known === "websocket" || (known === "sse" && this.fallbackAvailable())) return known;
     const g = globalThis as { WebSocket?: unknown };
     const hasWebSocket = typeof (this.opts.webSocket ?? g.WebSocket) === "function";
     return hasWebSocket || !this.fallbackAvailable() ? "websocket" : "sse";
