@@ -107,8 +107,8 @@ func (s *Server) initBackend() error {
 	return nil
 }
 
-// observer returns what hears the room engine's events (webhooks, the
-// monitor), or nil.
+// observer returns what hears the room engine's events: the webhooks'
+// feed, or nil without webhooks (the monitor samples counters instead).
 func (s *Server) observer() room.Observer {
 	b := s.backend()
 	if b == nil || b.hookCfg == nil {
@@ -613,6 +613,11 @@ func (sp *sampler) publish(prev, cur sample) {
 		}
 	}
 	node.TickMeanMs, node.TickP99Ms = round3(all.meanMs()), round3(all.quantileBoundMs(0.99))
+	if len(cur.tickHist) > 0 && secs > 0 {
+		// The ticks the histogram saw, so the rate, the mean and the p99
+		// describe the same ticks (the counter is read at another instant).
+		node.TicksPerSec = math.Round(float64(all.count)/secs*10) / 10
+	}
 	rooms := s.rooms.Rooms("")
 	for _, r := range rooms {
 		if k := kinds[r.Kind]; k != nil {

@@ -6,8 +6,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocket } from "ws";
 import { encode, decode } from "@msgpack/msgpack";
-import { startServer, waitFor, sleep } from "./helpers/server.mjs";
-import { launchBrowser, newPage, artifact } from "./helpers/browser.mjs";
+import { startServer, waitFor, sleep } from "../helpers/server.mjs";
+import { launchBrowser, newPage, artifact } from "../helpers/browser.mjs";
 
 const KEY = "monitor-test-key-0123456789";
 const HELLO = 0x0001, WELCOME = 0x0002, PING = 0x0003, PONG = 0x0004, JOIN = 0x0010, JOINED = 0x0011, SAY = 0x1100;
