@@ -311,7 +311,6 @@ func (l localBackend) Create(ctx context.Context, req api.CreateRequest) (api.Cr
 			return api.Created{}, api.Errorf(http.StatusBadRequest, "options: want a map with string keys")
 		}
 	}
-	start := time.Now()
 	info, err := l.s.rooms.Create(ctx, req.Kind, opts, req.Reserve)
 	if err != nil {
 		switch {
@@ -325,25 +324,11 @@ func (l localBackend) Create(ctx context.Context, req api.CreateRequest) (api.Cr
 		return api.Created{}, apiError(err)
 	}
 	c := api.Created{Room: apiRoom(info), Join: api.JoinInfo{RoomID: info.ID, Kind: info.Kind, WSPath: "/ws", Users: req.Reserve}}
-	if len(req.Reserve) > 0 {
-		d := start.Add(reservationTimeout(req.Kind)).UTC()
+	if len(req.Reserve) > 0 && !info.ReservedUntil.IsZero() {
+		d := info.ReservedUntil.UTC()
 		c.Join.SeatDeadline = &d
 	}
 	return c, nil
-}
-
-// reservationTimeout is how long a room type holds a reserved seat, as far
-// as this package can tell: the engine does not report the deadline, so
-// it is the type's configuration when it was given to Define, else the
-// engine's default. Measured from before Create, it is never later than
-// the engine's own deadline for those types.
-func reservationTimeout(kind string) time.Duration {
-	for _, d := range defaultTypes.list() {
-		if d.kind == kind && d.cfg.ReservationTimeout > 0 {
-			return d.cfg.ReservationTimeout
-		}
-	}
-	return 10 * time.Second
 }
 
 func (l localBackend) Dispose(_ context.Context, id, reason string) error {

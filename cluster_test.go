@@ -2,6 +2,7 @@ package gameserver_test
 
 import (
 	"context"
+	"os"
 	"fmt"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/gameserver/gameserver/examples/chat"
 	"github.com/gameserver/gameserver/internal/cluster/redistest"
 	"github.com/gameserver/gameserver/internal/protocol"
+	"go.uber.org/zap/zaptest"
 )
 
 // node is one cluster node running in this process.
@@ -30,6 +32,9 @@ func startNode(t *testing.T, redisURL, id string, cfg gameserver.Config) *node {
 	cfg.MaxResumesPerMinute = 1000
 	cfg.HandshakeRate = -1
 	cfg.ShutdownTimeout = 3 * time.Second
+	if os.Getenv("GAMESERVER_TEST_LOG") != "" {
+		cfg.Logger = zaptest.NewLogger(t).Named(id)
+	}
 	srv, err := gameserver.New(cfg)
 	if err != nil {
 		t.Fatal(err)

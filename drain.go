@@ -76,6 +76,16 @@ func (c *clusterNode) drain(ctx context.Context) {
 			continue
 		}
 		target := c.leastLoadedOther()
+		for try := 0; target == "" && try < 5 && ctx.Err() == nil; try++ {
+			// A late heartbeat can hide a node for a moment: look again.
+			time.Sleep(200 * time.Millisecond)
+			if nodes, err := c.dir.Nodes(ctx); err == nil {
+				c.mu.Lock()
+				c.nodes = nodes
+				c.mu.Unlock()
+			}
+			target = c.leastLoadedOther()
+		}
 		if target == "" {
 			c.log.Warn("cluster: no node to move rooms to")
 			break

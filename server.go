@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,9 @@ type Server struct {
 	ready    atomic.Bool
 	listener net.Listener
 	served   chan struct{}
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // New builds a server; nothing listens until ListenAndServe or Serve.
@@ -225,6 +229,11 @@ func (s *Server) ListenAndServe() error {
 // and the node leaves the cluster. Without a deadline in ctx,
 // ShutdownTimeout bounds it.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.backendDraining()
 	if _, ok := ctx.Deadline(); !ok {

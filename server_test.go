@@ -330,7 +330,8 @@ func TestTooManyBadMessagesClose(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	srv, addr := startServer(t, gameserver.Config{RateLimit: 10, RateBurst: 5})
+	// A token every 10 s: none comes back while the test runs.
+	srv, addr := startServer(t, gameserver.Config{RateLimit: 0.1, RateBurst: 5})
 	c := dial(t, addr)
 	c.hello() // HELLO takes one token
 	ping := (&protocol.Ping{Nonce: 1}).Append(nil)

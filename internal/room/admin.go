@@ -32,6 +32,9 @@ type RoomInfo struct {
 	Private    bool           `json:"private"`
 	Metadata   map[string]any `json:"metadata,omitempty"`
 	Created    time.Time      `json:"created"`
+	// ReservedUntil is, in Create's answer, when the held seats are given
+	// up if their users have not come.
+	ReservedUntil time.Time `json:"reservedUntil,omitempty"`
 }
 
 // PlayerInfo describes a seated player.
@@ -180,18 +183,25 @@ func (m *Manager) Create(ctx context.Context, kind string, opts game.Options, re
 	r := m.createLocked(k, opts)
 	m.reserveLocked(r, reserve)
 	m.mu.Unlock()
-	var createErr error
-	err := m.call(ctx, r.id, func(r *room) error {
-		createErr = r.createErr
-		return nil
-	})
-	if createErr != nil {
-		return RoomInfo{}, createErr
-	}
-	if err != nil {
+	if err := r.awaitCreated(ctx); err != nil {
 		return RoomInfo{}, err
 	}
-	return r.info(), nil
+	info := r.info()
+	if len(reserve) > 0 {
+		info.ReservedUntil = time.Now().Add(k.cfg.ReservationTimeout)
+	}
+	return info, nil
+}
+
+// awaitCreated waits for the room's OnCreate (or Restore) and returns its
+// refusal.
+func (r *room) awaitCreated(ctx context.Context) error {
+	select {
+	case <-r.createdCh:
+		return r.createErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // reserveLocked holds seats for users. Manager.mu must be held.

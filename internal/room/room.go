@@ -106,8 +106,10 @@ type room struct {
 	lastWarn    time.Time
 	lastTickDur time.Duration
 	overruns    uint64
-	restore     *Envelope // set until the loop restores from it
-	moving      bool      // disposed because it moved: players are not told
+	restore     *Envelope     // set until the loop restores from it
+	moving      bool          // disposed because it moved: players are not told
+	createdOK   bool          // OnCreate (or Restore) succeeded
+	createdCh   chan struct{} // closed once OnCreate (or Restore) returned
 }
 
 // createLocked makes a room of kind k and starts its loop. Lock must be held.
@@ -136,6 +138,7 @@ func (m *Manager) newRoomLocked(k *kind, id string, filters game.Options) *room 
 		emptySince: time.Now(),
 		filters:    filters,
 		routes:     make(map[game.MsgType]func(game.Room, game.Player, game.Message) error),
+		createdCh:  make(chan struct{}),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.log = m.log.With(zap.String("room", r.id), zap.String("kind", k.name), zap.String("node", m.cfg.Node))
@@ -257,9 +260,13 @@ func (r *room) handle(ev event) {
 		if err != nil {
 			r.createErr = err
 			r.disposing = "create failed"
-		} else if o := r.m.cfg.Observer; o != nil {
-			o.RoomCreated(r.info())
+		} else {
+			r.createdOK = true
+			if o := r.m.cfg.Observer; o != nil {
+				o.RoomCreated(r.info())
+			}
 		}
+		close(r.createdCh)
 	case evJoin:
 		r.join(ev)
 	case evMessage:
@@ -604,7 +611,7 @@ func (r *room) finish() {
 		}
 		break
 	}
-	if o := r.m.cfg.Observer; o != nil && r.createErr == nil {
+	if o := r.m.cfg.Observer; o != nil && r.createdOK {
 		info := r.info()
 		o.RoomDisposed(info, reason)
 	}

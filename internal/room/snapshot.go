@@ -130,17 +130,9 @@ func (m *Manager) Restore(ctx context.Context, b []byte) (RoomInfo, error) {
 	r.maxPlayers, r.locked, r.private = max(env.MaxPlayers, 1), env.Locked, env.Private
 	r.seats = len(env.Seats)
 	r.restore = &env
-	m.startLocked(r, event{kind: evCreate})
+	m.startLocked(r, event{kind: evCreate, x: &eventExtra{}})
 	m.mu.Unlock()
-	var createErr error
-	err = m.call(ctx, r.id, func(r *room) error {
-		createErr = r.createErr
-		return nil
-	})
-	if createErr != nil {
-		return RoomInfo{}, createErr
-	}
-	if err != nil {
+	if err := r.awaitCreated(ctx); err != nil {
 		return RoomInfo{}, err
 	}
 	return r.info(), nil

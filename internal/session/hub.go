@@ -668,7 +668,7 @@ func (h *Hub) sweepSessions(now int64, sessions []*Session) {
 	for _, s := range sessions {
 		switch s.state.Load() {
 		case stateAwaitHello:
-			if now-s.opened > int64(h.cfg.HelloTimeout) {
+			if now-s.opened > int64(h.cfg.HelloTimeout) && s.expired.CompareAndSwap(false, true) {
 				h.stats.HelloTimeouts.Add(1)
 				s.SendError(protocol.NewError(protocol.CodeHelloTimeout, "no hello within the time limit"), 0, 0)
 				s.Close(protocol.CloseHelloTimeout, "hello timeout")

@@ -82,8 +82,9 @@ type Session struct {
 	grace      time.Duration
 	resumes    *rate.Limiter // made at the first resume
 
-	inSeq  atomic.Uint64 // sequenced messages received from the client
-	frozen atomic.Bool   // moving to another node: client messages are dropped
+	inSeq   atomic.Uint64 // sequenced messages received from the client
+	frozen  atomic.Bool   // moving to another node: client messages are dropped
+	expired atomic.Bool   // the hello timeout fired (once)
 
 	// Touched only by the goroutine that delivers this session's messages.
 	rejectedInRow int

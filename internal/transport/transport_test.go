@@ -348,7 +348,11 @@ func TestSlowConsumerCut(t *testing.T) {
 	}
 	hs := httptest.NewServer(s)
 	defer hs.Close()
-	defer s.Shutdown(context.Background(), 1001, "")
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx, 1001, "")
+	}()
 	c := dial(t, hs)
 	_ = c.(*net.TCPConn).SetReadBuffer(4096)
 	waitFor(t, func() bool { return s.Stats().Open.Load() == 1 })
