@@ -2,8 +2,8 @@ package gameserver_test
 
 import (
 	"context"
-	"os"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
