@@ -184,9 +184,11 @@ type Server struct {
 	stopOnce sync.Once
 	done     chan struct{}
 
-	ipMu   sync.Mutex
-	perIP  map[netip.Addr]int32
-	ipRate map[netip.Addr]*ipLimiter
+	ipMu        sync.Mutex
+	perIP       map[netip.Addr]int32
+	closeCode   uint16 // set by Shutdown, guarded by ipMu
+	closeReason string
+	ipRate      map[netip.Addr]*ipLimiter
 }
 
 // ipLimiter is one address's upgrade-rate bucket.
@@ -310,6 +312,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Data may have arrived before the descriptor was watched.
 	s.schedule(c)
+	if s.draining.Load() {
+		// Shutdown began while this upgrade was under way: it may have
+		// missed this connection.
+		if code, reason := s.shutdownClose(); code != 0 {
+			c.Close(code, reason)
+		}
+	}
+}
+
+// shutdownClose returns the close code and reason Shutdown uses, once it
+// has begun.
+func (s *Server) shutdownClose() (uint16, string) {
+	s.ipMu.Lock()
+	defer s.ipMu.Unlock()
+	return s.closeCode, s.closeReason
 }
 
 func (s *Server) reject(w http.ResponseWriter, reason RejectReason, status int, msg string) {
@@ -538,6 +555,9 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // reason, waits until they are gone or ctx ends, then stops the poller and
 // workers.
 func (s *Server) Shutdown(ctx context.Context, code uint16, reason string) error {
+	s.ipMu.Lock()
+	s.closeCode, s.closeReason = code, reason
+	s.ipMu.Unlock()
 	s.Drain()
 	s.Each(func(c *Conn) { c.Close(code, reason) })
 	tick := time.NewTicker(20 * time.Millisecond)
