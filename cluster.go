@@ -467,24 +467,51 @@ func (c *clusterNode) openSeat(ctx context.Context, s *session.Session, node str
 	if err != nil {
 		return err
 	}
-	rs := &remoteSeat{c: c, link: l, ch: l.NewChannel(), sess: s}
+	rs := c.newSeat(s, l, "", "")
+	_ = l.Write(cluster.OpSeatOpen, rs.ch, cluster.EncodeMember(nil, memberOf(s)))
+	if err := l.Write(cluster.OpSeatMsg, rs.ch, rs.msg(joinMsg)); err != nil {
+		return err
+	}
+	l.Flush()
+	return nil
+}
+
+// newSeat registers a seat channel of s on l and makes it the session's
+// seat.
+func (c *clusterNode) newSeat(s *session.Session, l *cluster.Link, roomID, playerID string) *remoteSeat {
+	rs := &remoteSeat{c: c, link: l, ch: l.NewChannel(), sess: s, roomID: roomID, playerID: playerID}
 	c.mu.Lock()
 	if c.opened[l] == nil {
 		c.opened[l] = make(map[uint32]*remoteSeat)
 	}
 	c.opened[l][rs.ch] = rs
 	c.mu.Unlock()
+	s.SetData(rs)
+	return rs
+}
+
+// memberOf describes a session to a room's node.
+func memberOf(s *session.Session) cluster.Member {
 	var claims []byte
 	if cl := s.Claims(); len(cl) > 0 {
 		claims, _ = msgpack.Marshal(cl)
 	}
-	s.SetData(rs)
-	_ = l.Write(cluster.OpSeatOpen, rs.ch, cluster.EncodeMember(nil, cluster.Member{SessionID: s.ID(), UserID: s.UserID(), Claims: claims}))
-	if err := l.Write(cluster.OpSeatMsg, rs.ch, rs.msg(joinMsg)); err != nil {
-		return err
+	return cluster.Member{SessionID: s.ID(), UserID: s.UserID(), Claims: claims}
+}
+
+// serve registers a member of another node seated over l's channel ch.
+func (c *clusterNode) serve(l *cluster.Link, ch uint32, m cluster.Member) *remoteMember {
+	rm := &remoteMember{c: c, link: l, ch: ch, m: m}
+	if len(m.Claims) > 0 {
+		_ = msgpack.Unmarshal(m.Claims, &rm.claims)
 	}
-	l.Flush()
-	return nil
+	c.mu.Lock()
+	if c.served[l] == nil {
+		c.served[l] = make(map[uint32]*remoteMember)
+	}
+	c.served[l][ch] = rm
+	c.mu.Unlock()
+	return rm
 }
 
 // msg prefixes a client message with the session's RTT, for the owner.
@@ -552,16 +579,7 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 			c.logErr("seat open", err)
 			return
 		}
-		rm := &remoteMember{c: c, link: l, ch: ch, m: m}
-		if len(m.Claims) > 0 {
-			_ = msgpack.Unmarshal(m.Claims, &rm.claims)
-		}
-		c.mu.Lock()
-		if c.served[l] == nil {
-			c.served[l] = make(map[uint32]*remoteMember)
-		}
-		c.served[l][ch] = rm
-		c.mu.Unlock()
+		c.serve(l, ch, m)
 	case cluster.OpSeatMsg:
 		rm := c.servedSeat(l, ch)
 		if rm == nil || len(p) < 4 {
@@ -660,17 +678,7 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 			c.logErr("seat reopen", err)
 			return
 		}
-		rm := &remoteMember{c: c, link: l, ch: ch, m: m}
-		if len(m.Claims) > 0 {
-			_ = msgpack.Unmarshal(m.Claims, &rm.claims)
-		}
-		c.mu.Lock()
-		if c.served[l] == nil {
-			c.served[l] = make(map[uint32]*remoteMember)
-		}
-		c.served[l][ch] = rm
-		c.mu.Unlock()
-		c.s.rooms.Reseat(rm, roomID, playerID)
+		c.s.rooms.Reseat(c.serve(l, ch, m), roomID, playerID)
 	case cluster.OpSeatGone:
 		rs := c.openedSeat(l, ch)
 		if rs == nil {

@@ -351,19 +351,8 @@ func (c *clusterNode) reseat(sess *session.Session, seat *movedSeat) {
 // reopen opens a seat channel for a seat that already exists in a room on
 // the link's node.
 func (c *clusterNode) reopen(sess *session.Session, l *cluster.Link, roomID, playerID string) {
-	rs := &remoteSeat{c: c, link: l, ch: l.NewChannel(), sess: sess, roomID: roomID, playerID: playerID}
-	c.mu.Lock()
-	if c.opened[l] == nil {
-		c.opened[l] = make(map[uint32]*remoteSeat)
-	}
-	c.opened[l][rs.ch] = rs
-	c.mu.Unlock()
-	var claims []byte
-	if cl := sess.Claims(); len(cl) > 0 {
-		claims, _ = msgpack.Marshal(cl)
-	}
-	sess.SetData(rs)
-	_ = l.Write(cluster.OpSeatReopen, rs.ch, cluster.EncodeReseat(nil, cluster.Member{SessionID: sess.ID(), UserID: sess.UserID(), Claims: claims}, roomID, playerID))
+	rs := c.newSeat(sess, l, roomID, playerID)
+	_ = l.Write(cluster.OpSeatReopen, rs.ch, cluster.EncodeReseat(nil, memberOf(sess), roomID, playerID))
 	l.Flush()
 }
 
