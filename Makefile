@@ -22,3 +22,9 @@ fuzz:
 
 bench:
 	bash scripts/bench.sh
+
+# A local three-node cluster behind a load balancer on :8080, until Ctrl-C
+# (scripts/cluster.sh; docs/operations.md, "A local cluster").
+.PHONY: cluster
+cluster:
+	bash scripts/cluster.sh

@@ -44,10 +44,18 @@ const (
 	botsPerSourceAuto = 20000
 )
 
+// Transports.
+const (
+	transportWS  = "ws"
+	transportSSE = "sse"
+)
+
 // target is one server node the bots connect to.
 type target struct {
 	wsURL   string // ws://host:port/path
 	httpURL string // http://host:port (for /metrics)
+	addr    string // host:port
+	prefix  string // path before the fallback's /sse/... (the WebSocket path without its final /ws)
 	ipv6    bool
 }
 
@@ -74,6 +82,8 @@ type config struct {
 	ChurnLife      time.Duration
 	ConnectTimeout time.Duration
 	CPUProfile     string
+	Forward        bool
+	Redis          string
 
 	// Worker mode: this process runs bots [WorkerOffset, WorkerOffset+Bots)
 	// of a larger run and reports to its parent on stdout.
@@ -96,12 +106,12 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	fs.Float64Var(&c.Ramp, "ramp", 1000, "bots connected per second while ramping up")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured time after the ramp")
 	fs.IntVar(&c.RoomSize, "room-size", 8, "players per room, sent as the join option {\"size\": N}")
-	fs.StringVar(&c.Transport, "transport", "ws", "transport: ws (sse is not supported yet)")
+	fs.StringVar(&c.Transport, "transport", transportWS, "transport: ws (WebSocket) or sse (the HTTP fallback: Server-Sent Events and POST)")
 	fs.StringVar(&c.rawSource, "source", "", "source addresses in 127.0.0.0/8: a comma-separated list and/or ranges such as 127.0.0.2-127.0.0.20; bots spread over them (default: 127.0.0.1 to 127.0.0.16, more past 320,000 bots)")
 	fs.StringVar(&c.Token, "token", "", "authentication token sent in HELLO")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "PID of the server process to sample (CPU, RSS) through /proc")
-	fs.IntVar(&c.Processes, "processes", 0, "driver processes (0: one per 18,000 bots)")
+	fs.IntVar(&c.Processes, "processes", 0, "driver processes (0: one per 18,000 bots, 9,000 over the fallback)")
 	fs.BoolVar(&c.Join, "join", true, "join rooms (idle joins chat rooms; churn joins arena rooms)")
 	fs.BoolVar(&c.Ack, "ack", true, "acknowledge received messages in the bots' PINGs, so the server can free its replay buffers")
 	fs.IntVar(&c.InputHz, "input-hz", 20, "arena inputs per second per bot")
@@ -109,6 +119,8 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	fs.DurationVar(&c.ChurnLife, "churn-life", 5*time.Second, "mean time a churn bot stays before it leaves, closes or drops")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 10*time.Second, "time allowed for dial, upgrade and WELCOME, and for JOINED")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the driver's CPU profile to this file (single-process runs)")
+	fs.BoolVar(&c.Forward, "forward", false, "split each room's bots over the --url nodes: the first creates the room, the others join it by ID through the nodes in turn")
+	fs.StringVar(&c.Redis, "redis", "", "the cluster's Redis URL (loopback only): report input_to_state separately for players on their room's node and forwarded ones")
 	fs.BoolVar(&c.Worker, "worker", false, "run as a worker process of a multi-process run")
 	fs.IntVar(&c.WorkerOffset, "worker-offset", 0, "global index of this worker's first bot")
 	fs.Usage = func() {
@@ -148,11 +160,9 @@ func (c *config) validate() error {
 		add("--scenario %q: want idle, arena, chat or churn", c.Scenario)
 	}
 	switch c.Transport {
-	case "ws":
-	case "sse":
-		add("--transport sse: not supported yet; use ws")
+	case transportWS, transportSSE:
 	default:
-		add("--transport %q: want ws", c.Transport)
+		add("--transport %q: want ws or sse", c.Transport)
 	}
 	if c.Bots < 1 || c.Bots > maxBots {
 		add("--bots %d: want 1 to %d", c.Bots, maxBots)
@@ -185,12 +195,14 @@ func (c *config) validate() error {
 		add("--processes %d: want 0 (auto) to %d", c.Processes, maxProcesses)
 	} else if c.Processes > c.Bots && c.Bots > 0 {
 		add("--processes %d: more processes than --bots %d", c.Processes, c.Bots)
-	} else if c.Processes > 0 && c.Bots > 0 && ceilDiv(c.Bots, c.Processes) > maxBotsPerProcess && !c.Worker {
+	} else if c.Processes > 0 && c.Bots > 0 && ceilDiv(c.Bots, c.Processes) > c.perProcess() && !c.Worker {
 		add("--processes %d: %d bots need at least %d processes (at most %d bots each)",
-			c.Processes, c.Bots, ceilDiv(c.Bots, maxBotsPerProcess), maxBotsPerProcess)
+			c.Processes, c.Bots, ceilDiv(c.Bots, c.perProcess()), c.perProcess())
+	} else if c.Forward && c.RoomSize > 0 && c.Processes > ceilDiv(c.Bots, c.RoomSize) {
+		add("--processes %d: --forward keeps each room's bots in one process, and %d bots fill only %d rooms", c.Processes, c.Bots, ceilDiv(c.Bots, c.RoomSize))
 	}
-	if c.Worker && c.Bots > maxBotsPerProcess {
-		add("--bots %d: a worker runs at most %d bots", c.Bots, maxBotsPerProcess)
+	if c.Worker && c.Bots > c.perProcess()+protocol.MaxArenaPlayers {
+		add("--bots %d: a worker runs at most %d bots", c.Bots, c.perProcess())
 	}
 	if c.WorkerOffset < 0 || c.WorkerOffset > maxBots {
 		add("--worker-offset %d: out of range", c.WorkerOffset)
@@ -207,6 +219,22 @@ func (c *config) validate() error {
 		errs = append(errs, err)
 	}
 	c.URLs = targets
+	if c.Forward {
+		switch {
+		case err == nil && len(targets) < 2:
+			add("--forward: give at least two nodes in --url")
+		case c.roomKind() == "":
+			add("--forward: the bots must join rooms (not --join=false)")
+		}
+	}
+	if c.Redis != "" {
+		if err := checkRedisURL(c.Redis); err != nil {
+			errs = append(errs, err)
+		}
+		if c.roomKind() == "" {
+			add("--redis: the bots must join rooms (not --join=false)")
+		}
+	}
 	sources, err := parseSources(c.rawSource)
 	if err != nil {
 		errs = append(errs, err)
@@ -255,7 +283,16 @@ func (c *config) processes() int {
 	if c.Processes > 0 {
 		return c.Processes
 	}
-	return ceilDiv(c.Bots, maxBotsPerProcess)
+	return ceilDiv(c.Bots, c.perProcess())
+}
+
+// perProcess is how many bots one process drives: a bot holds one
+// descriptor over WebSocket, two over the fallback.
+func (c *config) perProcess() int {
+	if c.Transport == transportSSE {
+		return maxBotsPerProcess / 2
+	}
+	return maxBotsPerProcess
 }
 
 // roomKind is the kind of room the scenario joins, or "" when it joins
@@ -327,7 +364,20 @@ func parseURL(s string) (target, error) {
 		path = "/ws"
 	}
 	hp := net.JoinHostPort(ip.String(), port)
-	return target{wsURL: "ws://" + hp + path, httpURL: "http://" + hp, ipv6: ip.Is6()}, nil
+	prefix := strings.TrimSuffix(strings.TrimSuffix(path, "/"), "/ws")
+	return target{wsURL: "ws://" + hp + path, httpURL: "http://" + hp, addr: hp, prefix: prefix, ipv6: ip.Is6()}, nil
+}
+
+// checkRedisURL checks --redis: a redis:// URL on a loopback address.
+func checkRedisURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "redis" || u.Host == "" {
+		return fmt.Errorf("--redis %q: want redis://host:port[/db]", raw)
+	}
+	if _, err := loopbackIP(u.Hostname()); err != nil {
+		return fmt.Errorf("--redis %q: %v", raw, err)
+	}
+	return nil
 }
 
 // loopbackIP resolves a URL host and refuses anything but loopback: this
@@ -449,6 +499,7 @@ func (c *config) workerArgs(bots, offset int, ramp float64) []string {
 		"--chat-rate=" + strconv.FormatFloat(c.ChatRate, 'g', -1, 64),
 		"--churn-life=" + c.ChurnLife.String(),
 		"--connect-timeout=" + c.ConnectTimeout.String(),
+		"--forward=" + strconv.FormatBool(c.Forward),
 	}
 	if len(c.Sources) > 0 {
 		s := make([]string, len(c.Sources))
@@ -457,7 +508,7 @@ func (c *config) workerArgs(bots, offset int, ramp float64) []string {
 		}
 		args = append(args, "--source="+strings.Join(s, ","))
 	}
-	return args // the token travels in the environment (tokenEnv)
+	return args // the token and the Redis URL travel in the environment (tokenEnv, redisEnv)
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -30,8 +30,13 @@ func TestBadFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--scenario=flood"}, "--scenario"},
-		{[]string{"--transport=sse"}, "not supported yet"},
 		{[]string{"--transport=quic"}, "--transport"},
+		{[]string{"--forward"}, "at least two nodes"},
+		{[]string{"--forward", "--url=http://127.0.0.1:1,http://127.0.0.1:2", "--scenario=idle", "--join=false"}, "must join rooms"},
+		{[]string{"--forward", "--url=http://127.0.0.1:1,http://127.0.0.1:2", "--bots=16", "--processes=3"}, "fill only 2 rooms"},
+		{[]string{"--redis=redis://10.1.2.3:6379"}, "not a loopback address"},
+		{[]string{"--redis=http://127.0.0.1:6379"}, "want redis://"},
+		{[]string{"--transport=sse", "--bots=40000", "--processes=4", "--source=127.0.0.2-127.0.0.3"}, "need at least 5 processes"},
 		{[]string{"--bots=0"}, "--bots 0"},
 		{[]string{"--bots=-5"}, "--bots"},
 		{[]string{"--bots=2000000"}, "--bots"},
@@ -107,6 +112,18 @@ func TestGoodFlags(t *testing.T) {
 	if c.roomKind() != "chat" || !c.JSON || len(c.Sources) != 0 {
 		t.Errorf("config %+v", c)
 	}
+	if c.URLs[1].addr != "127.0.0.2:9001" || c.URLs[1].prefix != "/game" || c.URLs[0].prefix != "" {
+		t.Errorf("fallback addresses %+v", c.URLs)
+	}
+
+	c, err = parseConfig([]string{"--transport=sse", "--bots=20000", "--forward", "--redis=redis://127.0.0.1:6379/0",
+		"--url=http://127.0.0.1:1,http://127.0.0.1:2/x/ws"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.processes() != 3 || c.URLs[1].prefix != "/x" {
+		t.Errorf("fallback config: %d processes, %+v", c.processes(), c.URLs)
+	}
 
 	c, err = parseConfig([]string{"--bots=45000"}, io.Discard)
 	if err != nil {
@@ -150,20 +167,22 @@ func TestParseSources(t *testing.T) {
 
 func TestWorkerArgsRoundTrip(t *testing.T) {
 	c, err := parseConfig([]string{"--scenario=churn", "--bots=30000", "--source=127.0.0.2-127.0.0.3", "--token=secret",
-		"--room-size=4", "--ramp=500", "--duration=7s", "--join=false"}, io.Discard)
+		"--room-size=4", "--ramp=500", "--duration=7s", "--transport=sse", "--forward", "--redis=redis://:pw@127.0.0.1:1",
+		"--url=http://127.0.0.1:1,http://127.0.0.1:2"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := c.workerArgs(15000, 15000, 250)
-	if strings.Contains(strings.Join(args, " "), "secret") {
-		t.Error("the token is on the worker command line")
+	args := c.workerArgs(9000, 15000, 250)
+	if line := strings.Join(args, " "); strings.Contains(line, "secret") || strings.Contains(line, "pw") {
+		t.Error("the token or the Redis password is on the worker command line")
 	}
 	w, err := parseConfig(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !w.Worker || w.WorkerOffset != 15000 || w.Bots != 15000 || w.Ramp != 250 || w.Scenario != scenarioChurn ||
-		w.RoomSize != 4 || w.Duration != 7*time.Second || w.Join || len(w.Sources) != 2 || w.processes() != 1 {
+	if !w.Worker || w.WorkerOffset != 15000 || w.Bots != 9000 || w.Ramp != 250 || w.Scenario != scenarioChurn ||
+		w.RoomSize != 4 || w.Duration != 7*time.Second || !w.Join || len(w.Sources) != 2 || w.processes() != 1 ||
+		w.Transport != transportSSE || !w.Forward || len(w.URLs) != 2 {
 		t.Fatalf("worker config %+v", w)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"syscall"
@@ -42,7 +43,24 @@ func (e *engine) connect(ctx context.Context, b *bot, fbuf *[]byte) {
 	}
 	start := time.Now()
 	b.setPhase(phaseConnecting, start.UnixNano())
-	tgt := e.cfg.URLs[b.global%len(e.cfg.URLs)]
+	b.mu.Lock()
+	tgt := b.sess.target
+	resume := b.sess.resume && b.sess.id != ""
+	sid, token := b.sess.id, b.sess.token
+	b.mu.Unlock()
+	if tgt == nil {
+		tgt = e.targetOf(b)
+	}
+	if b.sse != nil {
+		e.connectSSE(ctx, b, start, tgt, fbuf)
+		return
+	}
+	wsURL := tgt.wsURL
+	if resume {
+		// Name the session, so that any node of a cluster can route the
+		// connection to the session's node.
+		wsURL += "?session=" + url.QueryEscape(sid)
+	}
 	nd := net.Dialer{Timeout: e.cfg.ConnectTimeout}
 	if len(e.cfg.Sources) > 0 {
 		nd.LocalAddr = &net.TCPAddr{IP: e.cfg.Sources[b.global%len(e.cfg.Sources)].AsSlice()}
@@ -54,23 +72,25 @@ func (e *engine) connect(ctx context.Context, b *bot, fbuf *[]byte) {
 	for attempt := 1; ; attempt++ {
 		dctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 		var err error
-		conn, br, _, err = d.Dial(dctx, tgt.wsURL)
+		conn, br, _, err = d.Dial(dctx, wsURL)
 		cancel()
 		if err == nil {
 			break
 		}
-		// A server that limits upgrades per address (429) or is full (503)
-		// is asked again after a growing pause, as a browser client would,
-		// within the connect timeout.
+		// A server that limits upgrades per address (429) or is full or
+		// draining (503), or a load balancer without a ready node (502,
+		// 504), is asked again after a growing pause, as a browser client
+		// would, within the connect timeout; so is a refused connection
+		// when the bot comes back after MOVE (the node may be restarting).
 		var se ws.StatusError
-		pause := time.Duration(attempt) * (50*time.Millisecond + rand.N(100*time.Millisecond))
-		if errors.As(err, &se) && (se == 429 || se == 503) && !e.stopping.Load() &&
-			time.Since(start)+pause < e.cfg.ConnectTimeout {
+		kind := dialErrorKind(err)
+		retry := (errors.As(err, &se) && retryStatus(int(se))) || (resume && reconnectable(kind))
+		if pause := retryPause(attempt); retry && !e.stopping.Load() && time.Since(start)+pause < e.cfg.ConnectTimeout {
 			e.conn.add(cConnectRetries, 1)
 			sleepCtx(ctx, pause)
 			continue
 		}
-		e.connectFailed(b, dialErrorKind(err))
+		e.connectFailed(b, kind)
 		return
 	}
 	var early []byte
@@ -97,6 +117,7 @@ func (e *engine) connect(ctx context.Context, b *bot, fbuf *[]byte) {
 	e.open.Add(1)
 	b.mu.Lock()
 	b.out = nil
+	b.sess.resuming = resume
 	b.fd.Store(int32(fd))
 	b.mu.Unlock()
 	if err := b.p.add(b, fd); err != nil {
@@ -114,9 +135,38 @@ func (e *engine) connect(ctx context.Context, b *bot, fbuf *[]byte) {
 	if b.everConnected.Swap(true) {
 		e.conn.add(cReconnects, 1)
 	}
-	hello := protocol.Hello{Version: protocol.Version, Token: e.cfg.Token, Client: "loadtest"}
-	*fbuf = appendClientFrame((*fbuf)[:0], opBinary, hello.Append(make([]byte, 0, 64+len(e.cfg.Token))))
+	var first []byte
+	if resume {
+		m := protocol.Resume{SessionID: sid, ResumeToken: token, LastSeq: b.recvSeq.Load(), Token: e.cfg.Token}
+		first = m.Append(make([]byte, 0, 64+len(sid)+len(token)+len(e.cfg.Token)))
+	} else {
+		hello := protocol.Hello{Version: protocol.Version, Token: e.cfg.Token, Client: "loadtest"}
+		first = hello.Append(make([]byte, 0, 64+len(e.cfg.Token)))
+	}
+	*fbuf = appendClientFrame((*fbuf)[:0], opBinary, first)
 	b.write(*fbuf, &e.conn)
+}
+
+// retryStatus reports whether an HTTP status refusing a connection is
+// worth asking again: 429 (too many from this address), 502 and 504 (a
+// load balancer without a ready node), 503 (full or draining).
+func retryStatus(code int) bool {
+	return code == 429 || code == 502 || code == 503 || code == 504
+}
+
+// reconnectable reports whether a failed dial is worth trying again when
+// the bot comes back after MOVE.
+func reconnectable(kind string) bool {
+	switch kind {
+	case "dial_refused", "dial_reset", "dial_error":
+		return true
+	}
+	return false
+}
+
+// retryPause is the pause before connection attempt attempt+1.
+func retryPause(attempt int) time.Duration {
+	return time.Duration(attempt) * (50*time.Millisecond + rand.N(100*time.Millisecond))
 }
 
 // connectFailed counts a failed connection attempt; a churn bot tries

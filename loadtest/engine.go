@@ -53,6 +53,10 @@ type engine struct {
 
 	dialq   chan int32
 	reconnq chan reconnectReq
+
+	// --forward: the room groups of this process's bots.
+	groups     []group
+	firstGroup int
 }
 
 type reconnectReq struct {
@@ -107,6 +111,11 @@ func newEngine(cfg *config) (*engine, error) {
 		e.mainHist = histRTT
 	}
 	n := max(1, min(runtime.GOMAXPROCS(0), 4))
+	if cfg.Forward {
+		e.firstGroup = cfg.WorkerOffset / cfg.RoomSize
+		last := (cfg.WorkerOffset + cfg.Bots - 1) / cfg.RoomSize
+		e.groups = make([]group, last-e.firstGroup+1)
+	}
 	for range n {
 		p, err := newPoller(e)
 		if err != nil {
@@ -126,6 +135,10 @@ func newEngine(cfg *config) (*engine, error) {
 		b.reconnect.Store(cfg.Scenario == scenarioChurn)
 		if arena {
 			b.sent = new([seqRing]atomic.Int64)
+		}
+		if cfg.Transport == transportSSE {
+			b.sse = &sseBot{}
+			b.sse.sfd.Store(-1)
 		}
 		s := e.senders[i%n]
 		slot := (i / n) % wheelSlots
@@ -232,7 +245,11 @@ type procResult struct {
 // every connection and returns a result.
 func (e *engine) run(ctx context.Context, h hooks) (*procResult, error) {
 	h.fill()
-	if err := ensureDescriptors(len(e.bots) + descriptorReserve); err != nil {
+	perBot := 1
+	if e.cfg.Transport == transportSSE {
+		perBot = 2 // the event stream and the POST connection
+	}
+	if err := ensureDescriptors(perBot*len(e.bots) + descriptorReserve); err != nil {
 		e.closePollers()
 		return nil, err
 	}
@@ -267,6 +284,14 @@ func (e *engine) run(ctx context.Context, h hooks) (*procResult, error) {
 	if e.resolved.Load() < int64(len(e.bots)) && ctx.Err() == nil {
 		e.errs.add("ramp_timeout")
 	}
+	if e.cfg.Redis != "" && e.kind != "" && ctx.Err() == nil {
+		local, fwd, err := e.classify(ctx)
+		if err != nil {
+			e.errs.add("directory_unavailable")
+		}
+		e.conn.add(cBotsLocal, local)
+		e.conn.add(cBotsForwarded, fwd)
+	}
 	h.ramped()
 	h.waitMeasure(ctx)
 
@@ -289,14 +314,17 @@ func (e *engine) run(ctx context.Context, h hooks) (*procResult, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	h.measureEnd()
+	e.recordPauses()
 
-	// Orderly close.
+	// Orderly close: the senders stop, the rooms' counts of the inputs
+	// catch up, then every connection closes.
 	e.phase.Store(runClose)
-	e.stopping.Store(true)
 	close(stopSenders)
 	for range e.senders {
 		<-sendersDone
 	}
+	e.settleInputs(ctx)
+	e.stopping.Store(true)
 	cancelConnect()
 	for range nconn + 2 {
 		<-connDone
@@ -355,8 +383,7 @@ func (e *engine) closeAll() {
 		}
 		if b.phase.Load() != phaseClosing {
 			b.setPhase(phaseClosing, now)
-			fbuf = appendCloseFrame(fbuf[:0], 1000, "load test done")
-			b.write(fbuf, &e.conn)
+			e.closeConn(b, &fbuf, &e.conn)
 		}
 	}
 	deadline := time.Now().Add(closeGrace)
@@ -372,6 +399,76 @@ func (e *engine) closeAll() {
 	deadline = time.Now().Add(time.Second)
 	for e.open.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// closeConn starts closing a bot's connection in order: a close frame
+// (1000), or over the fallback DELETE /sse/session.
+func (e *engine) closeConn(b *bot, sc *[]byte, c *counters) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sse != nil {
+		b.sseCloseLocked(c)
+		return
+	}
+	*sc = appendCloseFrame((*sc)[:0], 1000, "load test done")
+	if b.writeLocked(*sc, c) {
+		c.add(cMsgsOut, 1)
+	}
+}
+
+// settleBound bounds the wait, after the senders stop, for the rooms'
+// input counts to catch up with what the bots sent.
+const settleBound = 2 * time.Second
+
+// settleInputs waits until the room of every seated bot has counted every
+// input the bot sent (the arena state's received), within settleBound,
+// then counts the inputs the rooms did not receive (inputs_lost) and
+// those they received twice (inputs_duplicated).
+func (e *engine) settleInputs(ctx context.Context) {
+	if e.kind != "arena" || (e.cfg.Scenario != scenarioArena && e.cfg.Scenario != scenarioChurn) {
+		return
+	}
+	diff := func() (lost, dup uint64, settled bool) {
+		settled = true
+		for i := range e.bots {
+			b := &e.bots[i]
+			if !b.inRoom.Load() || b.phase.Load() != phaseInRoom {
+				continue
+			}
+			sent, got := b.seq.Load()-b.joinSeq.Load(), b.recvd.Load()
+			switch {
+			case sent > got:
+				lost += uint64(sent - got)
+				settled = false
+			case got > sent:
+				dup += uint64(got - sent)
+			}
+		}
+		return lost, dup, settled
+	}
+	deadline := time.Now().Add(settleBound)
+	for {
+		lost, dup, settled := diff()
+		if settled || !time.Now().Before(deadline) || ctx.Err() != nil {
+			e.conn.add(cInputsLost, lost)
+			e.conn.add(cInputsDup, dup)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// recordPauses records every bot's longest time between two states in the
+// measured window (one sample per bot that received states).
+func (e *engine) recordPauses() {
+	hs := e.pollers[0].hs
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	for i := range e.bots {
+		if g := e.bots[i].maxGap.Load(); g > 0 {
+			record(hs.h[histPause], g)
+		}
 	}
 }
 

@@ -329,3 +329,80 @@ func TestJSONReport(t *testing.T) {
 		}
 	}
 }
+
+func TestArenaSSESmoke(t *testing.T) {
+	srv, url := startServer(t)
+	const bots = 20
+	rep := driveArgs(t, "--transport=sse", "--scenario=arena", "--bots=20", "--room-size=8", "--duration=2s", "--url="+url)
+	skipWithoutRooms(t, rep)
+	checkClean(t, rep, bots)
+	c := rep.Counters
+	if rep.Transport != "sse" || rep.Joined != bots || c["joins"] != bots {
+		t.Fatalf("transport %s, joined %d (%d JOINED)", rep.Transport, rep.Joined, c["joins"])
+	}
+	in, tick := rep.Latency[histInput], rep.Latency[histTick]
+	if in.Count == 0 || tick.Count == 0 {
+		t.Fatalf("samples: input %d, tick %d", in.Count, tick.Count)
+	}
+	if c["inputs_sent"] < bots*20 || c["states_in"] < bots*20 {
+		t.Errorf("inputs %d, states %d", c["inputs_sent"], c["states_in"])
+	}
+	// Every input reached its room, once: the rooms' counts (the arena
+	// state's received) match what the bots sent.
+	if rep.InputsLost != 0 || rep.InputsDuplicated != 0 {
+		t.Errorf("inputs lost %d, counted twice %d", rep.InputsLost, rep.InputsDuplicated)
+	}
+	if c["inputs_acked"]+c["inputs_expired"] > c["inputs_sent"] || c["inputs_acked"] < c["inputs_sent"]*9/10 {
+		t.Errorf("inputs sent %d, acknowledged %d, expired %d", c["inputs_sent"], c["inputs_acked"], c["inputs_expired"])
+	}
+	if c["posts"] == 0 || c["posts"] > c["msgs_out"] {
+		t.Errorf("posts %d for %d messages out", c["posts"], c["msgs_out"])
+	}
+	if rep.P50 <= 0 || rep.P99 < rep.P50 || rep.TickP99 <= 0 {
+		t.Errorf("latency p50 %v p99 %v tick p99 %v", rep.P50, rep.P99, rep.TickP99)
+	}
+	if n := metric(t, srv, "gameserver_sse_streams_total"); n != bots {
+		t.Errorf("server opened %v fallback connections", n)
+	}
+	if n := metric(t, srv, "gameserver_sse_messages_in_total"); n < float64(c["inputs_sent"]) {
+		t.Errorf("server received %v fallback messages, bots sent %d inputs", n, c["inputs_sent"])
+	}
+	waitMetric(t, srv, "gameserver_sessions", 0)
+}
+
+// TestSSEScenarios runs the other scenarios over the fallback.
+func TestSSEScenarios(t *testing.T) {
+	t.Run("idle", func(t *testing.T) {
+		srv, url := startServer(t)
+		rep := driveArgs(t, "--transport=sse", "--scenario=idle", "--join=false", "--bots=15", "--duration=1s", "--url="+url)
+		checkClean(t, rep, 15)
+		if rep.Latency[histRTT].Count == 0 {
+			t.Error("no ping round trip measured")
+		}
+		waitMetric(t, srv, "gameserver_sessions", 0)
+	})
+	t.Run("chat", func(t *testing.T) {
+		_, url := startServer(t)
+		rep := driveArgs(t, "--transport=sse", "--scenario=chat", "--bots=12", "--chat-rate=5", "--duration=2s", "--url="+url)
+		skipWithoutRooms(t, rep)
+		checkClean(t, rep, 12)
+		if c := rep.Counters; c["chat_sent"] == 0 || c["chat_in"] < c["chat_sent"] {
+			t.Errorf("chat sent %d, received %d", c["chat_sent"], c["chat_in"])
+		}
+	})
+	t.Run("churn", func(t *testing.T) {
+		_, url := startServer(t)
+		rep := driveArgs(t, "--transport=sse", "--scenario=churn", "--bots=12", "--churn-life=300ms", "--duration=2s", "--url="+url)
+		skipWithoutRooms(t, rep)
+		if rep.Errors != 0 {
+			t.Errorf("errors: %v", rep.ErrorsByKind)
+		}
+		c := rep.Counters
+		if rep.Reconnects == 0 || c["leaves"] == 0 || c["rejoins"] == 0 || c["drops"] == 0 || c["closes"] == 0 {
+			t.Errorf("churn counters: %v", c)
+		}
+		if c["connects"] != 12+rep.Reconnects || rep.Latency[histInput].Count == 0 {
+			t.Errorf("connects %d, reconnects %d, input samples %d", c["connects"], rep.Reconnects, rep.Latency[histInput].Count)
+		}
+	})
+}

@@ -41,6 +41,7 @@ type poller struct {
 	arena protocol.ArenaState // decode scratch
 	wbuf  []byte              // encode scratch
 	fbuf  []byte              // frame scratch
+	dbuf  []byte              // base64 decode scratch (the fallback's events)
 	done  chan struct{}
 }
 
@@ -49,7 +50,7 @@ func newPoller(e *engine) (*poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	return &poller{
+	p := &poller{
 		e:    e,
 		epfd: epfd,
 		rbuf: make([]byte, readBufSize),
@@ -58,13 +59,37 @@ func newPoller(e *engine) (*poller, error) {
 		wbuf: make([]byte, 0, 512),
 		fbuf: make([]byte, 0, 512+maxClientFrameHeader),
 		done: make(chan struct{}),
-	}, nil
+	}
+	if e.cfg.Transport == transportSSE {
+		p.dbuf = make([]byte, 4<<10)
+	}
+	return p, nil
 }
+
+// Which of a fallback bot's sockets an epoll event is for (in the event's
+// Pad field; the Fd field holds the bot's index).
+const (
+	sockMain int32 = iota // the WebSocket, or the fallback's event stream
+	sockPost              // the fallback's POST connection
+)
 
 // add registers a connected bot's descriptor.
 func (p *poller) add(b *bot, fd int) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: b.idx}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: b.idx, Pad: sockMain}
 	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
+}
+
+// addSSE registers a fallback bot's two descriptors.
+func (p *poller) addSSE(b *bot, sfd, pfd int) error {
+	if err := p.add(b, sfd); err != nil {
+		return err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: b.idx, Pad: sockPost}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, pfd, &ev); err != nil {
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, sfd, nil)
+		return err
+	}
+	return nil
 }
 
 // run reads until stop is closed, then closes every descriptor left.
@@ -96,7 +121,15 @@ func (p *poller) run(stop <-chan struct{}) {
 			if idx < 0 || int(idx) >= len(p.e.bots) {
 				continue
 			}
-			p.readable(&p.e.bots[idx])
+			b := &p.e.bots[idx]
+			switch {
+			case b.sse == nil:
+				p.readable(b)
+			case events[i].Pad == sockPost:
+				p.postReadable(b)
+			default:
+				p.streamReadable(b)
+			}
 		}
 		p.hs.mu.Unlock()
 	}
@@ -119,14 +152,7 @@ func (p *poller) readable(b *bot) {
 	if fd < 0 {
 		return // closed earlier in this batch
 	}
-	var n int
-	var err error
-	for {
-		n, err = unix.Read(fd, p.rbuf)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
+	n, err := readFD(fd, p.rbuf)
 	if err != nil {
 		if errors.Is(err, unix.EAGAIN) {
 			return
@@ -218,7 +244,7 @@ func (p *poller) frame(b *bot, f serverFrame, now int64) bool {
 			code = binary.BigEndian.Uint16(f.payload)
 		}
 		if b.phase.Load() != phaseClosing {
-			if !p.e.stopping.Load() {
+			if !p.e.stopping.Load() && !b.moving.Load() {
 				p.e.errs.add("server_close_" + protocol.CloseCode(code).String())
 			}
 			if code == 1005 {
@@ -246,7 +272,7 @@ func (p *poller) message(b *bot, msg []byte, now int64) bool {
 		return true
 	}
 	switch t {
-	case protocol.TypePing, protocol.TypePong, protocol.TypeResumed, protocol.TypeKick, protocol.TypeWelcome:
+	case protocol.TypePing, protocol.TypePong, protocol.TypeResumed, protocol.TypeKick, protocol.TypeMove, protocol.TypeWelcome:
 	default:
 		// Every other message the server sends after WELCOME is sequenced.
 		b.recvSeq.Add(1)
@@ -259,8 +285,13 @@ func (p *poller) message(b *bot, msg []byte, now int64) bool {
 			return true
 		}
 		p.c.add(cServerPings, 1)
+		if m.Ack != 0 {
+			b.mu.Lock()
+			b.log.ack(m.Ack)
+			b.mu.Unlock()
+		}
 		pong := protocol.Pong{Nonce: m.Nonce}
-		p.send(b, pong.Append(p.wbuf[:0]))
+		b.sendMsg(pong.Append(p.wbuf[:0]), &p.fbuf, p.c)
 	case protocol.TypePong:
 		var m protocol.Pong
 		if m.Decode(body) != nil {
@@ -290,6 +321,10 @@ func (p *poller) message(b *bot, msg []byte, now int64) bool {
 			}
 			return true
 		}
+		b.mu.Lock()
+		b.sess = session{id: m.SessionID, token: m.ResumeToken, node: m.Node}
+		b.log.reset()
+		b.mu.Unlock()
 		b.welcomed.Store(true)
 		b.recvSeq.Store(0)
 		e.connected.Add(1)
@@ -300,6 +335,10 @@ func (p *poller) message(b *bot, msg []byte, now int64) bool {
 			b.setPhase(phaseReady, now)
 			e.resolve(b)
 		}
+	case protocol.TypeResumed:
+		return p.resumed(b, body, now)
+	case protocol.TypeMove:
+		p.move(b, body, now)
 	case protocol.TypeJoined:
 		var m protocol.Joined
 		if err := m.Decode(body); err != nil {
@@ -314,7 +353,17 @@ func (p *poller) message(b *bot, msg []byte, now int64) bool {
 		}
 		b.playerID = append(b.playerID[:0], m.PlayerID...)
 		b.acked = b.seq.Load()
+		b.joinSeq.Store(b.acked)
+		b.recvd.Store(0)
+		b.lastStateAt = 0
 		b.sawSelf, b.countedMis = false, false
+		b.joinTries = 0
+		b.mu.Lock()
+		b.sess.room = m.RoomID
+		b.mu.Unlock()
+		if e.cfg.Forward {
+			e.roomCreated(b, m.RoomID)
+		}
 		record(p.hs.h[histJoin], now-b.joinStart.Load())
 		p.c.add(cJoins, 1)
 		if !b.inRoom.Swap(true) {
@@ -329,8 +378,23 @@ func (p *poller) message(b *bot, msg []byte, now int64) bool {
 			return true
 		}
 		ph := b.phase.Load()
+		b.mu.Lock()
+		resuming := b.sess.resuming
+		b.mu.Unlock()
 		switch {
+		case ph == phaseAwaitWelcome && resuming:
+			// The session cannot be resumed (ERROR 412, or 429 past the
+			// resume rate): the connection stays open and the bot starts
+			// over with HELLO.
+			e.errs.add("resume_" + m.Code.String())
+			e.resumeFailed(b)
+			hello := protocol.Hello{Version: protocol.Version, Token: e.cfg.Token, Client: "loadtest"}
+			b.sendMsg(hello.Append(p.wbuf[:0]), &p.fbuf, p.c)
 		case ph == phaseJoining && (m.Ref == protocol.TypeJoin || (m.ReqID != 0 && m.ReqID == b.reqID.Load())):
+			if e.retryJoin(b, m.Code, now) {
+				p.c.add(cJoinRetries, 1)
+				return true
+			}
 			if m.Code == protocol.CodeRoomNotFound {
 				e.roomsMissing.Store(true)
 			}
@@ -382,17 +446,7 @@ func (p *poller) leftRoom(b *bot) {
 
 // join sends JOIN for the scenario's room kind.
 func (p *poller) join(b *bot, now int64) {
-	id := b.reqID.Add(1)
-	b.joinStart.Store(now)
-	b.setPhase(phaseJoining, now)
-	m := protocol.Join{ReqID: id, Mode: protocol.JoinOrCreate, Kind: p.e.kind, Options: p.e.joinOpts}
-	p.send(b, m.Append(p.wbuf[:0]))
-}
-
-// send frames and writes one message.
-func (p *poller) send(b *bot, msg []byte) {
-	p.fbuf = appendClientFrame(p.fbuf[:0], opBinary, msg)
-	b.write(p.fbuf, p.c)
+	p.e.join(b, now, &p.wbuf, &p.fbuf, p.c)
 }
 
 // latency records a sample of one of the histograms, and of the progress
@@ -423,6 +477,10 @@ func (p *poller) state(b *bot, body []byte, now int64) {
 	if b.sent == nil || b.phase.Load() != phaseInRoom {
 		return
 	}
+	if last := b.lastStateAt; last != 0 && p.e.measuring.Load() && now-last > b.maxGap.Load() {
+		b.maxGap.Store(now - last)
+	}
+	b.lastStateAt = now
 	if err := p.arena.Decode(st.Body); err != nil {
 		p.e.errs.add("bad_arena_state")
 		return
@@ -442,6 +500,7 @@ func (p *poller) state(b *bot, body []byte, now int64) {
 		return
 	}
 	b.sawSelf = true
+	b.recvd.Store(self.Received)
 	last := self.LastSeq
 	sent := b.seq.Load()
 	if last <= b.acked {
@@ -458,9 +517,20 @@ func (p *poller) state(b *bot, body []byte, now int64) {
 		p.c.add(cInputsExpired, uint64(expired))
 		first += expired
 	}
+	class := ""
+	switch b.class.Load() {
+	case classLocal:
+		class = histInputLocal
+	case classForwarded:
+		class = histInputForwarded
+	}
 	for k := first; k <= last; k++ {
 		p.c.add(cInputsAcked, 1)
-		p.latency(histInput, now-b.sent[k%seqRing].Load())
+		d := now - b.sent[k%seqRing].Load()
+		p.latency(histInput, d)
+		if class != "" {
+			p.latency(class, d)
+		}
 	}
 	b.acked = last
 }
@@ -511,26 +581,37 @@ func parseStamp(text []byte) (int64, bool) {
 }
 
 // closeBot closes a bot's connection. reason, when not empty, is counted
-// as an error unless the driver was closing the connection itself. Only
-// the bot's poller calls it.
+// as an error unless the driver was closing the connection itself or the
+// server had told the bot to move. Only the bot's poller calls it (and the
+// connector, holding the poller's lock).
 func (p *poller) closeBot(b *bot, reason string) {
 	e := p.e
 	b.mu.Lock()
 	fd := int(b.fd.Swap(-1))
+	sfd := -1
+	if b.sse != nil {
+		sfd = int(b.sse.sfd.Swap(-1))
+		b.sse.inFlight, b.sse.retryAt, b.sse.refusedAt = false, 0, 0
+	}
 	b.out = nil
 	b.hasOut.Store(false)
 	b.mu.Unlock()
-	if fd < 0 {
+	if fd < 0 && sfd < 0 {
 		return
 	}
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-	_ = unix.Close(fd)
+	for _, d := range [2]int{fd, sfd} {
+		if d >= 0 {
+			_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, d, nil)
+			_ = unix.Close(d)
+		}
+	}
 	e.open.Add(-1)
+	moving := b.moving.Swap(false)
 	ph := b.phase.Load()
 	switch {
-	case ph == phaseClosing:
+	case ph == phaseClosing || moving:
 		p.c.add(cClosedClean, 1)
-	case reason != "" && !e.stopping.Load():
+	case reason != "" && !e.stopping.Load() && !moving:
 		e.errs.add(reason)
 	}
 	if b.welcomed.Swap(false) {
@@ -538,12 +619,22 @@ func (p *poller) closeBot(b *bot, reason string) {
 	}
 	p.leftRoom(b)
 	b.in, b.frag, b.fragging, b.closeSeen = nil, nil, false, false
+	now := time.Now().UnixNano()
+	if moving && ph != phaseClosing && !e.stopping.Load() {
+		// MOVE: reconnect after its delay and resume the session.
+		b.mu.Lock()
+		b.sess.resume = true
+		b.mu.Unlock()
+		b.setPhase(phaseIdle, now)
+		e.reconnectAfter(b, time.Duration(b.moveDelayNs))
+		return
+	}
 	if b.reconnect.Load() && !e.stopping.Load() {
-		b.setPhase(phaseIdle, time.Now().UnixNano())
+		b.setPhase(phaseIdle, now)
 		e.scheduleReconnect(b)
 		return
 	}
-	b.setPhase(phaseDead, time.Now().UnixNano())
+	b.setPhase(phaseDead, now)
 	e.resolve(b)
 }
 

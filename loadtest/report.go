@@ -15,6 +15,7 @@ import (
 // named. Server figures are null when they were not measured.
 type report struct {
 	Scenario     string            `json:"scenario"`
+	Transport    string            `json:"transport"`
 	Bots         int               `json:"bots"`
 	Processes    int               `json:"processes"`
 	Connected    int64             `json:"connected"`
@@ -39,6 +40,23 @@ type report struct {
 	TickP999      float64 `json:"tick_p999_ms"`
 	ConnectP50    float64 `json:"connect_p50_ms"`
 	ConnectP99    float64 `json:"connect_p99_ms"`
+
+	// Arena: the inputs the rooms did not count (the state's received,
+	// compared with what each seated bot sent, after a settle at the end)
+	// and those they counted twice.
+	InputsLost       uint64 `json:"inputs_lost"`
+	InputsDuplicated uint64 `json:"inputs_duplicated"`
+	// Per bot, the longest time between two states in the window: the
+	// pause a player sees (a node drain, a resume).
+	PauseP50 float64 `json:"pause_p50_ms"`
+	PauseP99 float64 `json:"pause_p99_ms"`
+	PauseMax float64 `json:"pause_max_ms"`
+	// --redis: input_to_state of players on their room's node and of
+	// forwarded players.
+	LocalP50     float64 `json:"local_p50_ms"`
+	LocalP99     float64 `json:"local_p99_ms"`
+	ForwardedP50 float64 `json:"forwarded_p50_ms"`
+	ForwardedP99 float64 `json:"forwarded_p99_ms"`
 
 	Latency map[string]latencySummary `json:"latency"`
 
@@ -71,6 +89,7 @@ func ptr(v float64) *float64 { return &v }
 func buildReport(cfg *config, processes int, results []*procResult, sv *serverView) (*report, error) {
 	r := &report{
 		Scenario:     cfg.Scenario,
+		Transport:    cfg.Transport,
 		Bots:         cfg.Bots,
 		Processes:    processes,
 		ErrorsByKind: map[string]uint64{},
@@ -136,6 +155,11 @@ func buildReport(cfg *config, processes int, results []*procResult, sv *serverVi
 	r.TickP50, r.TickP99, r.TickP999 = tick.P50, tick.P99, tick.P999
 	conn := r.Latency[histConnect]
 	r.ConnectP50, r.ConnectP99 = conn.P50, conn.P99
+	pause := r.Latency[histPause]
+	r.PauseP50, r.PauseP99, r.PauseMax = pause.P50, pause.P99, pause.Max
+	local, fwd := r.Latency[histInputLocal], r.Latency[histInputForwarded]
+	r.LocalP50, r.LocalP99, r.ForwardedP50, r.ForwardedP99 = local.P50, local.P99, fwd.P50, fwd.P99
+	r.InputsLost, r.InputsDuplicated = r.Counters["inputs_lost"], r.Counters["inputs_duplicated"]
 	r.DriverCPUPct = driverCPU
 	r.DriverKiBPerBot = driverGrowth / 1024 / float64(cfg.Bots)
 	if msgs := r.MsgsInPerS + r.MsgsOutPerS; msgs > 0 {
@@ -165,6 +189,9 @@ func buildReport(cfg *config, processes int, results []*procResult, sv *serverVi
 	if sv.base.OK {
 		r.ServerGoroutinesBase = ptr(sv.base.Goroutines)
 	}
+	if cfg.Redis != "" && r.Counters["bots_local"]+r.Counters["bots_forwarded"] == 0 {
+		r.Notes = append(r.Notes, "no bot's room was found in the cluster directory (--redis): no local/forwarded split")
+	}
 	if r.RoomsMissing {
 		r.Notes = append(r.Notes, fmt.Sprintf("the server answered JOIN %q with room_not_found: it has no rooms of that kind (run with --join=false to skip joining)", kind))
 	}
@@ -184,8 +211,8 @@ func (r *report) writeJSON(w io.Writer) error {
 // writeText prints the report for people.
 func (r *report) writeText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "scenario %s: %d bots in %d process(es), ramp %.1fs, measured %.1fs\n",
-		r.Scenario, r.Bots, r.Processes, r.RampS, r.DurationS)
+	fmt.Fprintf(&b, "scenario %s over %s: %d bots in %d process(es), ramp %.1fs, measured %.1fs\n",
+		r.Scenario, r.Transport, r.Bots, r.Processes, r.RampS, r.DurationS)
 	fmt.Fprintf(&b, "connected %d, in rooms %d, reconnects %d, errors %d\n", r.Connected, r.Joined, r.Reconnects, r.Errors)
 	for _, k := range sortedKeys(r.ErrorsByKind) {
 		fmt.Fprintf(&b, "  %-32s %d\n", k, r.ErrorsByKind[k])
@@ -214,6 +241,20 @@ func (r *report) writeText(w io.Writer) error {
 		c["chat_sent"], c["chat_in"], c["pings_sent"], c["pongs_in"], c["server_pings"])
 	if r.Scenario == scenarioChurn {
 		fmt.Fprintf(&b, "churn: leaves %d, rejoins %d, closes %d, drops %d\n", c["leaves"], c["rejoins"], c["closes"], c["drops"])
+	}
+	if r.Scenario == scenarioArena || r.Scenario == scenarioChurn {
+		fmt.Fprintf(&b, "inputs the rooms did not count: %d (counted twice: %d)\n", r.InputsLost, r.InputsDuplicated)
+	}
+	if c["moves"] > 0 || c["resumes"] > 0 {
+		fmt.Fprintf(&b, "moves %d, resumes %d, messages sent again %d; longest pause between states per bot: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+			c["moves"], c["resumes"], c["resent"], r.PauseP50, r.PauseP99, r.PauseMax)
+	}
+	if c["bots_local"]+c["bots_forwarded"] > 0 {
+		fmt.Fprintf(&b, "bots on their room's node %d, forwarded %d: input_to_state p50/p99 local %.2f/%.2f ms, forwarded %.2f/%.2f ms\n",
+			c["bots_local"], c["bots_forwarded"], r.LocalP50, r.LocalP99, r.ForwardedP50, r.ForwardedP99)
+	}
+	if r.Transport == transportSSE {
+		fmt.Fprintf(&b, "fallback: POSTs %d (retried %d)\n", c["posts"], c["post_retries"])
 	}
 	b.WriteString("\nserver\n")
 	opt := func(label string, v *float64, unit string) {

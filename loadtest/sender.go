@@ -30,16 +30,22 @@ type sender struct {
 	c     *counters
 	wbuf  []byte
 	fbuf  []byte
-	dirs  [16][2]float32
 }
 
-func newSender(e *engine) *sender {
-	s := &sender{e: e, c: new(counters), wbuf: make([]byte, 0, 256), fbuf: make([]byte, 0, 256+maxClientFrameHeader)}
-	for i := range s.dirs {
-		a := float64(i) * 2 * math.Pi / float64(len(s.dirs))
-		s.dirs[i] = [2]float32{float32(math.Cos(a)), float32(math.Sin(a))}
+// inputDirs are the directions the bots steer in, in turn.
+var inputDirs = func() (d [16][2]float32) {
+	for i := range d {
+		a := float64(i) * 2 * math.Pi / float64(len(d))
+		d[i] = [2]float32{float32(math.Cos(a)), float32(math.Sin(a))}
 	}
-	return s
+	return d
+}()
+
+// movingTimeout bounds the wait for the server's close after MOVE.
+const movingTimeout = 5 * time.Second
+
+func newSender(e *engine) *sender {
+	return &sender{e: e, c: new(counters), wbuf: make([]byte, 0, 256), fbuf: make([]byte, 0, 256+maxClientFrameHeader)}
 }
 
 // cycle is the time between two visits of the same bot.
@@ -87,9 +93,17 @@ func (s *sender) visit(b *bot, now int64) {
 	if b.hasOut.Load() {
 		b.flush(s.c)
 	}
+	if b.sse != nil {
+		b.sseRetry(now, &s.fbuf, s.c)
+	}
 	ph := b.phase.Load()
 	switch ph {
 	case phaseIdle, phaseConnecting, phaseDead:
+		return
+	case phaseMoving:
+		if now-b.since.Load() > int64(movingTimeout) {
+			b.shutdown()
+		}
 		return
 	case phaseAwaitWelcome:
 		if now-b.since.Load() > int64(e.cfg.ConnectTimeout) {
@@ -114,6 +128,19 @@ func (s *sender) visit(b *bot, now int64) {
 			s.closeConn(b, now)
 			return
 		}
+	case phaseReady:
+		if b.awaitRoom.Load() {
+			// --forward: the room's first bot has not created the room yet.
+			switch {
+			case e.groupRoom(b) != "" && now >= b.joinAfter.Load():
+				e.join(b, now, &s.wbuf, &s.fbuf, s.c)
+				ph = phaseJoining
+			case now-b.since.Load() > int64(e.cfg.ConnectTimeout):
+				b.awaitRoom.Store(false)
+				e.errs.add("room_wait_timeout")
+				e.resolve(b)
+			}
+		}
 	}
 	if now >= b.nextPing {
 		b.nextPing = now + int64(clientPingEvery)
@@ -123,7 +150,7 @@ func (s *sender) visit(b *bot, now int64) {
 		if e.cfg.Ack {
 			m.Ack = b.recvSeq.Load()
 		}
-		if s.send(b, m.Append(s.wbuf[:0])) {
+		if b.sendMsg(m.Append(s.wbuf[:0]), &s.fbuf, s.c) {
 			s.c.add(cPingsSent, 1)
 		}
 	}
@@ -149,27 +176,32 @@ func (s *sender) visit(b *bot, now int64) {
 // input sends the next arena input.
 func (s *sender) input(b *bot) {
 	seq := b.seq.Load() + 1
-	d := s.dirs[(seq/8+uint32(b.idx))%uint32(len(s.dirs))]
+	d := inputDirs[(seq/8+uint32(b.idx))%uint32(len(inputDirs))]
 	m := protocol.ArenaInput{Seq: seq, DX: d[0], DY: d[1]}
 	msg := m.Append(s.wbuf[:0])
 	b.sent[seq%seqRing].Store(time.Now().UnixNano())
 	b.seq.Store(seq)
-	if s.send(b, msg) {
-		s.c.add(cInputsSent, 1)
-	}
+	// Sent even when the write fails: the input is in the bot's log, and a
+	// resume sends it again.
+	s.c.add(cInputsSent, 1)
+	b.sendSeq(msg, sentInput, seq, &s.fbuf, s.c)
 }
 
 // chat sends a chat message whose text carries its send time.
 func (s *sender) chat(b *bot) {
+	if b.sendSeq(appendChat(s.wbuf[:0]), sentChat, 0, &s.fbuf, s.c) {
+		s.c.add(cChatSent, 1)
+	}
+}
+
+// appendChat appends a chat message whose text carries its send time.
+func appendChat(dst []byte) []byte {
 	var text [32]byte
 	t := append(text[:0], chatStamp...)
 	t = strconv.AppendInt(t, time.Now().UnixNano(), 10)
-	msg := protocol.AppendType(s.wbuf[:0], typeChatSend)
-	msg = protocol.AppendArrayLen(msg, 1)
-	msg = protocol.AppendBytesAsString(msg, t)
-	if s.send(b, msg) {
-		s.c.add(cChatSent, 1)
-	}
+	dst = protocol.AppendType(dst, typeChatSend)
+	dst = protocol.AppendArrayLen(dst, 1)
+	return protocol.AppendBytesAsString(dst, t)
 }
 
 // churn ends a bot's stay when its time is up: in turn it leaves the room
@@ -190,7 +222,7 @@ func (s *sender) churn(b *bot, ph uint32, now int64) {
 	case b.cycles%3 == 1 && ph == phaseInRoom:
 		b.setPhase(phaseLeaving, now)
 		m := protocol.Leave{ReqID: b.reqID.Add(1)}
-		if s.send(b, m.Append(s.wbuf[:0])) {
+		if b.sendSeq(m.Append(s.wbuf[:0]), sentLeave, m.ReqID, &s.fbuf, s.c) {
 			s.c.add(cLeaves, 1)
 		}
 	case b.cycles%3 == 2:
@@ -206,12 +238,5 @@ func (s *sender) churn(b *bot, ph uint32, now int64) {
 // closeConn starts the close handshake of a bot's connection.
 func (s *sender) closeConn(b *bot, now int64) {
 	b.setPhase(phaseClosing, now)
-	s.fbuf = appendCloseFrame(s.fbuf[:0], 1000, "")
-	b.write(s.fbuf, s.c)
-}
-
-// send frames and writes one message.
-func (s *sender) send(b *bot, msg []byte) bool {
-	s.fbuf = appendClientFrame(s.fbuf[:0], opBinary, msg)
-	return b.write(s.fbuf, s.c)
+	s.e.closeConn(b, &s.fbuf, s.c)
 }

@@ -39,11 +39,18 @@ const (
 	histTick    = "tick_to_client" // state's server send time → received
 	histRTT     = "rtt"            // client PING → PONG
 	histChat    = "chat_delivery"  // chat message sent → broadcast received
-	histConnect = "connect"        // dial → WELCOME
+	histConnect = "connect"        // dial → WELCOME (or RESUMED)
 	histJoin    = "join"           // JOIN → JOINED
+	// --redis: input_to_state of players on their room's node, and of
+	// players whose node forwards their messages to the room's node.
+	histInputLocal     = "input_to_state_local"
+	histInputForwarded = "input_to_state_forwarded"
+	// histPause is, per bot, the longest time between two states in the
+	// measured window (one sample per bot).
+	histPause = "state_pause"
 )
 
-var histNames = []string{histInput, histTick, histRTT, histChat, histConnect, histJoin}
+var histNames = []string{histInput, histTick, histRTT, histChat, histConnect, histJoin, histInputLocal, histInputForwarded, histPause}
 
 // histSet is one goroutine's histograms, guarded by mu.
 type histSet struct {
@@ -86,6 +93,16 @@ const (
 	cDrops                 // churn: connections ended without a close frame
 	cCloses                // churn: connections ended with a close frame
 	cConnectRetries        // upgrades asked again after 429 or 503
+	cMoves                 // MOVE received
+	cResumes               // RESUMED received
+	cResent                // sequenced messages sent again after RESUMED
+	cInputsLost            // inputs the rooms did not count (arena's received), at the end
+	cInputsDup             // inputs the rooms counted more often than they were sent
+	cPosts                 // fallback POSTs sent (retries included)
+	cPostRetries           // fallback POSTs sent again after 409 or 429
+	cBotsLocal             // --redis: bots connected to their room's node
+	cBotsForwarded         // --redis: bots connected to another node
+	cJoinRetries           // --forward: joins by ID asked again after 404
 	nCounters
 )
 
@@ -94,6 +111,8 @@ var counterNames = [nCounters]string{
 	"closed_clean", "states_in", "inputs_sent", "inputs_acked", "inputs_expired",
 	"chat_sent", "chat_in", "pings_sent", "pongs_in", "server_pings", "joins",
 	"rejoins", "leaves", "drops", "closes", "connect_retries",
+	"moves", "resumes", "resent", "inputs_lost", "inputs_duplicated", "posts", "post_retries",
+	"bots_local", "bots_forwarded", "join_retries",
 }
 
 // counters are one goroutine's counters. They are atomics so that the

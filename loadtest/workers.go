@@ -20,6 +20,10 @@ import (
 // in their command lines.
 const tokenEnv = "GAMESERVER_LOADTEST_TOKEN"
 
+// redisEnv carries --redis to worker processes (a Redis URL may hold a
+// password).
+const redisEnv = "GAMESERVER_LOADTEST_REDIS"
+
 // workerMsg is one line a worker writes on its stdout.
 type workerMsg struct {
 	Type     string        `json:"type"` // progress, ramped, measure_end, result, fatal
@@ -38,6 +42,9 @@ const measureCommand = "measure"
 func runWorker(ctx context.Context, cfg *config, stdin io.Reader, stdout io.Writer) int {
 	if cfg.Token == "" {
 		cfg.Token = os.Getenv(tokenEnv)
+	}
+	if cfg.Redis == "" {
+		cfg.Redis = os.Getenv(redisEnv)
 	}
 	var mu sync.Mutex
 	enc := json.NewEncoder(stdout)
@@ -137,18 +144,26 @@ func runWorkers(ctx context.Context, cfg *config, n int, h hooks, progress io.Wr
 	}
 	ws := make([]*workerProc, n)
 	offset := 0
+	// Under --forward a room's bots stay in one process: shares are whole
+	// rooms (the last one may be partial).
+	unit := 1
+	if cfg.Forward {
+		unit = cfg.RoomSize
+	}
+	units := ceilDiv(cfg.Bots, unit)
 	for i := range ws {
-		share := cfg.Bots / n
-		if i < cfg.Bots%n {
+		share := units / n
+		if i < units%n {
 			share++
 		}
+		share = min(share*unit, cfg.Bots-offset)
 		cmd := exec.Command(exe, cfg.workerArgs(share, offset, cfg.Ramp/float64(n))...)
 		offset += share
 		// A worker gets SIGTERM when the parent dies; it then closes its
 		// connections and exits.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 		cmd.Stderr = os.Stderr
-		cmd.Env = append(os.Environ(), tokenEnv+"="+cfg.Token)
+		cmd.Env = append(os.Environ(), tokenEnv+"="+cfg.Token, redisEnv+"="+cfg.Redis)
 		w := &workerProc{cmd: cmd}
 		if w.stdin, err = cmd.StdinPipe(); err != nil {
 			return nil, fmt.Errorf("workers: %w", err)
