@@ -308,6 +308,8 @@ func sequenced(t protocol.MsgType) bool {
 
 // Message handles one inbound message of s.
 func (h *Hub) Message(s *Session, msg []byte) {
+	s.msgMu.Lock()
+	defer s.msgMu.Unlock()
 	st := s.state.Load()
 	if st == stateClosed || st == stateDetached || s.frozen.Load() {
 		return

@@ -29,8 +29,14 @@ type State struct {
 
 // Freeze stops a session from taking client messages: from now on they
 // are dropped and not counted, so what the client sent after this is
-// re-sent after the resume elsewhere (RESUMED's clientSeq).
-func (s *Session) Freeze() { s.frozen.Store(true) }
+// re-sent after the resume elsewhere (RESUMED's clientSeq). It waits for
+// a message being handled to finish, so every message counted has reached
+// its room before Freeze returns.
+func (s *Session) Freeze() {
+	s.msgMu.Lock()
+	s.frozen.Store(true)
+	s.msgMu.Unlock()
+}
 
 // Export captures a frozen session for a move. The session keeps running
 // until Retire.

@@ -82,6 +82,7 @@ type Session struct {
 	grace      time.Duration
 	resumes    *rate.Limiter // made at the first resume
 
+	msgMu   sync.Mutex    // held while a client message is handled (see Freeze)
 	inSeq   atomic.Uint64 // sequenced messages received from the client
 	frozen  atomic.Bool   // moving to another node: client messages are dropped
 	expired atomic.Bool   // the hello timeout fired (once)
