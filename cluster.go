@@ -52,7 +52,10 @@ type clusterNode struct {
 	healthy atomic.Bool         // the last heartbeat reached the directory
 	lastErr time.Time
 
-	restores map[uint32]chan error // restore requests waiting for OpRestored
+	restores    map[uint32]chan error                         // restore requests waiting for OpRestored
+	moved       map[*cluster.Link]map[uint32]bool             // served channels whose room moved away
+	movingRooms map[string]bool                               // rooms being moved off this node
+	bounced     map[*cluster.Link]map[uint32]*session.Session // opened channels whose room moved: where bounces go
 
 	redisRTT atomic.Uint64 // heartbeats that reached the directory
 	beats    atomic.Uint64
@@ -64,11 +67,14 @@ type clusterNode struct {
 func newClusterNode(s *Server, dir cluster.Directory) *clusterNode {
 	c := &clusterNode{
 		s: s, self: s.cfg.Node, addr: s.cfg.Advertise, dir: dir, ttl: s.cfg.LeaseTTL, log: s.log.Named("cluster"),
-		leases:   make(map[string]cluster.Lease),
-		served:   make(map[*cluster.Link]map[uint32]*remoteMember),
-		opened:   make(map[*cluster.Link]map[uint32]*remoteSeat),
-		done:     make(chan struct{}),
-		restores: make(map[uint32]chan error),
+		leases:      make(map[string]cluster.Lease),
+		served:      make(map[*cluster.Link]map[uint32]*remoteMember),
+		opened:      make(map[*cluster.Link]map[uint32]*remoteSeat),
+		done:        make(chan struct{}),
+		restores:    make(map[uint32]chan error),
+		moved:       make(map[*cluster.Link]map[uint32]bool),
+		movingRooms: make(map[string]bool),
+		bounced:     make(map[*cluster.Link]map[uint32]*session.Session),
 	}
 	c.mesh = cluster.NewMesh(c.self, s.cfg.ClusterSecret, c, c.resolve, c.log)
 	return c
@@ -582,6 +588,18 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 		c.serve(l, ch, m)
 	case cluster.OpSeatMsg:
 		rm := c.servedSeat(l, ch)
+		if rm != nil {
+			if rid, _, ok := c.s.rooms.SeatOf(rm); ok && c.isMoving(rid) {
+				rm = nil // in transit: bounce it until the player's node knows where
+			}
+		}
+		if rm == nil && (c.wasMoved(l, ch) || c.servedSeat(l, ch) != nil) {
+			// The room moved on while this was on its way: the player's
+			// node sends it to the room's new place.
+			_ = l.Write(cluster.OpSeatBounce, ch, p)
+			l.Flush()
+			return
+		}
 		if rm == nil || len(p) < 4 {
 			return
 		}
@@ -647,12 +665,36 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 		go c.serveRestore(l, ch, string(p))
 	case cluster.OpRestored:
 		c.restoreReply(ch, p)
+	case cluster.OpSeatBounce:
+		c.mu.Lock()
+		sess := c.bounced[l][ch]
+		if sess == nil {
+			if rs := c.opened[l][ch]; rs != nil {
+				sess = rs.sess // not told of the move yet: the same seat, again
+			}
+		}
+		c.mu.Unlock()
+		if sess == nil || len(p) < 4 {
+			return
+		}
+		msg := p[4:]
+		if rs, ok := sess.Data().(*remoteSeat); ok {
+			_ = rs.forward(append([]byte(nil), msg...))
+		} else if t, body, err := protocol.Split(msg); err == nil {
+			_ = c.s.rooms.Handle(sess, t, body)
+		}
 	case cluster.OpSeatMoved:
 		rs := c.openedSeat(l, ch)
 		if rs == nil {
 			return
 		}
 		c.forgetSeat(rs)
+		c.mu.Lock()
+		if c.bounced[l] == nil {
+			c.bounced[l] = make(map[uint32]*session.Session)
+		}
+		c.bounced[l][ch] = rs.sess
+		c.mu.Unlock()
 		target := string(p)
 		// On the link's reader, so the seat's next messages take the new
 		// channel.
@@ -720,12 +762,28 @@ func (c *clusterNode) LinkClosed(l *cluster.Link) {
 	for _, rm := range served {
 		c.s.rooms.Closed(rm)
 	}
+	c.mu.Lock()
+	delete(c.moved, l)
+	delete(c.bounced, l)
+	c.mu.Unlock()
 	for _, rs := range opened {
 		if rs.sess.Data() == any(rs) {
 			rs.sess.SetData(nil)
 			_ = rs.sess.SendMessage(&protocol.Left{RoomID: rs.roomID, Reason: protocol.LeftDisposed, Code: protocol.CodeUnavailable})
 		}
 	}
+}
+
+func (c *clusterNode) isMoving(roomID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.movingRooms[roomID]
+}
+
+func (c *clusterNode) wasMoved(l *cluster.Link, ch uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.moved[l][ch]
 }
 
 func (c *clusterNode) servedSeat(l *cluster.Link, ch uint32) *remoteMember {

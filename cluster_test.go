@@ -113,6 +113,16 @@ func (b *arenaBot) input() {
 
 func joinArena(t *testing.T, addr string, mode protocol.JoinMode, roomID string) *arenaBot {
 	t.Helper()
+	b, err := tryJoinArena(t, addr, mode, roomID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tryJoinArena joins, returning the ERROR as an error.
+func tryJoinArena(t *testing.T, addr string, mode protocol.JoinMode, roomID string) (*arenaBot, error) {
+	t.Helper()
 	r := newResumer(t, addr, "")
 	r.send(&protocol.Join{ReqID: 1, Mode: mode, Kind: "arena", RoomID: roomID})
 	for {
@@ -124,11 +134,11 @@ func joinArena(t *testing.T, addr string, mode protocol.JoinMode, roomID string)
 		case protocol.TypeJoined:
 			var j protocol.Joined
 			_ = j.Decode(body)
-			return &arenaBot{resumer: r, playerID: j.PlayerID, roomID: j.RoomID}
+			return &arenaBot{resumer: r, playerID: j.PlayerID, roomID: j.RoomID}, nil
 		case protocol.TypeError:
 			var e protocol.ErrorMsg
 			_ = e.Decode(body)
-			t.Fatalf("join on %s: %+v", addr, e)
+			return nil, fmt.Errorf("join on %s: %+v", addr, e)
 		}
 	}
 }
@@ -144,13 +154,13 @@ func TestClusterForwardsAndMovesRooms(t *testing.T) {
 	var b *arenaBot
 	deadline := time.Now().Add(5 * time.Second)
 	for b == nil {
-		// n2 learns where the room is within a heartbeat.
-		func() {
-			defer func() { _ = recover() }()
-			b = joinArena(t, n2.addr, protocol.JoinByID, a.roomID)
-		}()
-		if time.Now().After(deadline) {
-			t.Fatal("join through n2 never succeeded")
+		// The room's lease is taken right after it is created.
+		var err error
+		if b, err = tryJoinArena(t, n2.addr, protocol.JoinByID, a.roomID); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	if b.roomID != a.roomID {

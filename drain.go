@@ -125,8 +125,18 @@ func (c *clusterNode) leastLoadedOther() string {
 }
 
 // moveRoom moves one room to target.
-func (c *clusterNode) moveRoom(ctx context.Context, id, target string) error {
+func (c *clusterNode) moveRoom(ctx context.Context, id, target string) (err error) {
 	s := c.s
+	c.mu.Lock()
+	c.movingRooms[id] = true
+	c.mu.Unlock()
+	defer func() {
+		if err != nil {
+			c.mu.Lock()
+			delete(c.movingRooms, id) // it stays here
+			c.mu.Unlock()
+		}
+	}()
 	// Freeze the room's local players first: what they send from now on
 	// is re-sent after their resume, never applied twice.
 	if d, err := s.rooms.Room(ctx, id); err == nil {
@@ -166,6 +176,10 @@ func (c *clusterNode) moveRoom(ctx context.Context, id, target string) error {
 				_ = l.Write(cluster.OpSeatMoved, ch, []byte(target))
 				l.Flush()
 				delete(seats, ch)
+				if c.moved[l] == nil {
+					c.moved[l] = make(map[uint32]bool)
+				}
+				c.moved[l][ch] = true
 			}
 		}
 	}

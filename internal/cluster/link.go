@@ -53,6 +53,7 @@ const (
 	OpRestored
 	OpSeatMoved
 	OpSeatReopen
+	OpSeatBounce // a SeatMsg that reached the room's old node after it moved: the entry node sends it again to the room's new place
 )
 
 // Seat close reasons carried by OpSeatClose.
