@@ -172,6 +172,7 @@ func (c *clusterNode) heartbeat() {
 	for _, r := range local {
 		c.mu.Lock()
 		_, ok := c.leases[r.ID]
+		ok = ok || c.movingRooms[r.ID] // its lease was handed on
 		c.mu.Unlock()
 		if !ok {
 			c.acquire(ctx, r.ID)

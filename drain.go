@@ -104,7 +104,11 @@ func (c *clusterNode) drain(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
-	c.moveSessions(ctx)
+	// Sessions get their own budget: rooms that overran the drain's must
+	// not cost every player their session.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.moveSessions(sctx)
 }
 
 // leastLoadedOther picks the least loaded live node that is not this one

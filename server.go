@@ -329,6 +329,7 @@ func (r roomRouter) Route(sess *session.Session, t protocol.MsgType, body []byte
 			return &roomReqError{protocol.NewError(protocol.CodeAlreadyInRoom, "already in a room: leave it first"), j.ReqID}
 		}
 		sess.SetData(pendingJoin{})
+		j.Options = append([]byte(nil), j.Options...) // body is the transport's buffer
 		raw := append(protocol.AppendType(nil, t), body...)
 		go c.join(sess, j, raw)
 		return nil
