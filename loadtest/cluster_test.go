@@ -17,9 +17,18 @@ import (
 	"github.com/gameserver/gameserver/internal/cluster/redistest"
 )
 
-// startNode runs a cluster node in this process; it is shut down when the
-// test ends (if the test did not already).
-func startNode(t *testing.T, redisURL, node string) (*gameserver.Server, string) {
+// testNode is a cluster node run in this process.
+type testNode struct {
+	srv    *gameserver.Server
+	url    string
+	served atomic.Bool
+	done   chan error // ListenAndServe's result
+}
+
+// newNode creates a cluster node listening on a free port. It joins the
+// cluster (registers in Redis) once it serves; it is shut down when the
+// test ends, if the test did not already.
+func newNode(t *testing.T, redisURL, node string) *testNode {
 	t.Helper()
 	srv, err := gameserver.New(gameserver.Config{Addr: "127.0.0.1:0", Node: node, Redis: redisURL,
 		ClusterSecret: "loadtest-cluster-secret", LeaseTTL: 500 * time.Millisecond, HandshakeRate: -1})
@@ -29,8 +38,7 @@ func startNode(t *testing.T, redisURL, node string) (*gameserver.Server, string)
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.ListenAndServe() }()
+	n := &testNode{srv: srv, url: "http://" + srv.Addr().String(), done: make(chan error, 1)}
 	var once sync.Once
 	t.Cleanup(func() {
 		once.Do(func() {
@@ -39,10 +47,26 @@ func startNode(t *testing.T, redisURL, node string) (*gameserver.Server, string)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			_ = srv.Shutdown(ctx)
-			<-done
+			if n.served.Load() {
+				<-n.done
+			}
 		})
 	})
-	return srv, "http://" + srv.Addr().String()
+	return n
+}
+
+// serve starts serving (and joining the cluster).
+func (n *testNode) serve() {
+	n.served.Store(true)
+	go func() { n.done <- n.srv.ListenAndServe() }()
+}
+
+// startNode runs a cluster node.
+func startNode(t *testing.T, redisURL, node string) (*gameserver.Server, string) {
+	t.Helper()
+	n := newNode(t, redisURL, node)
+	n.serve()
+	return n.srv, n.url
 }
 
 // testLB is a round-robin reverse proxy over the backends whose /readyz
@@ -131,23 +155,26 @@ func TestDrainMovesBots(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			redis := redistest.StartServer(t)
 			a, urlA := startNode(t, redis.URL(), "node-a")
-			_, urlB := startNode(t, redis.URL(), "node-b")
+			// B joins the cluster once every bot plays on A, so that every
+			// room is on A.
+			b := newNode(t, redis.URL(), "node-b")
 			lb, lbURL := startTestLB(t, urlA)
 			const bots = 16
 			drained := make(chan error, 1)
 			go func() {
-				// Once every bot plays on A, B joins the load balancer and A
-				// drains.
-				deadline := time.Now().Add(15 * time.Second)
-				for metric(t, a, "gameserver_players") < bots {
+				// Once every bot plays on A, B starts and joins the load
+				// balancer, and A drains.
+				deadline := time.Now().Add(20 * time.Second)
+				for n := 0.0; n < bots; n = metric(t, a, "gameserver_players") {
 					if time.Now().After(deadline) {
-						drained <- fmt.Errorf("bots not seated on node A")
+						drained <- fmt.Errorf("%v of %d bots seated on node A", n, bots)
 						return
 					}
 					time.Sleep(20 * time.Millisecond)
 				}
-				lb.add(urlB)
-				time.Sleep(500 * time.Millisecond)
+				b.serve()
+				lb.add(b.url)
+				time.Sleep(500 * time.Millisecond) // A sees B (heartbeats every 100 ms)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				drained <- a.Shutdown(ctx)
@@ -161,7 +188,7 @@ func TestDrainMovesBots(t *testing.T) {
 			rep := driveArgs(t, "--transport="+transport, "--scenario=arena", "--bots=16", "--room-size=4",
 				"--duration=6s", "--forward", "--url="+lbURL+","+lbURL)
 			if err := <-drained; err != nil {
-				t.Fatalf("drain: %v", err)
+				t.Fatalf("drain: %v (the driver: joined %d, errors %v)", err, rep.Joined, rep.ErrorsByKind)
 			}
 			c := rep.Counters
 			t.Logf("moves %d, resumes %d, resent %d, post retries %d, input p99 %.0f ms, pause p50 %.0f ms, max %.0f ms, errors %v",

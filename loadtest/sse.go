@@ -427,9 +427,9 @@ func binsLen(b []byte, n int) int {
 		case 0xc4:
 			off += 2 + int(b[off+1])
 		case 0xc5:
-			off += 3 + int(b[off+1])<<8 | int(b[off+2])
+			off += 3 + (int(b[off+1])<<8 | int(b[off+2]))
 		default:
-			off += 5 + int(b[off+1])<<24 | int(b[off+2])<<16 | int(b[off+3])<<8 | int(b[off+4])
+			off += 5 + (int(b[off+1])<<24 | int(b[off+2])<<16 | int(b[off+3])<<8 | int(b[off+4]))
 		}
 	}
 	return off
