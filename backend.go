@@ -232,7 +232,7 @@ func (b *backend) registerMetrics() {
 }
 
 // hookObserver turns room events into webhook events. Its methods run on
-// room goroutines: they only queue.
+// room shards: they only queue.
 type hookObserver struct{ b *backend }
 
 func hookRoom(r room.RoomInfo) *webhook.Room {

@@ -3,10 +3,12 @@
 //
 // # The room loop
 //
-// Every room runs on its own goroutine, which owns the room's state. Every
-// Handler method and every timer or Go continuation of one room runs on
-// that goroutine, one call at a time, so game code needs no locks. Calls
-// must not block: use Room.Go for I/O.
+// Every room is run by its node's room loop, which owns the room's state.
+// Every Handler method and every timer or Go continuation of one room runs
+// on that loop, one call at a time, so game code needs no locks. A node has
+// about one loop per core, each taking turns among its rooms, so calls
+// must not block: a blocked callback holds up the other rooms of its loop.
+// Use Room.Go for I/O.
 //
 // Order is guaranteed: OnCreate runs before anything else; a player's
 // OnJoin comes before that player's first OnMessage; a player's messages
@@ -14,7 +16,7 @@
 // before the second OnTick; OnLeave is a player's last call; OnDispose is
 // the room's last call of all, after its timers are stopped.
 //
-// After each wake-up (a batch of messages, a tick, a timer) the loop
+// After each turn (a batch of messages, a tick, a timer) the loop
 // flushes everything Send and Broadcast queued, one write per player, so a
 // tick that broadcasts state costs each player one system call.
 //

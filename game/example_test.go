@@ -135,7 +135,7 @@ func (g *Race) step(r game.Room, p game.Player, s Step) error {
 			user := p.UserID()
 			r.Go(func(ctx context.Context) func(game.Room) {
 				err := SaveResult(ctx, user) // on a goroutine of its own
-				return func(r game.Room) {   // back on the room's goroutine
+				return func(r game.Room) {   // back on the room's loop
 					if err != nil {
 						r.Logger().Warn("result not saved", zap.Error(err))
 					}

@@ -115,8 +115,8 @@ type Message struct {
 	ReceivedAt time.Time
 }
 
-// Handler is the logic of one room. Every method runs on the room's own
-// goroutine, one call at a time; none may block.
+// Handler is the logic of one room. Every method runs on the room's loop,
+// one call at a time; none may block.
 type Handler interface {
 	// OnCreate runs once, before any join. An error aborts the creation
 	// and is sent to the client that asked for the room.
@@ -161,7 +161,7 @@ type Resumer interface {
 // Snapshotter is implemented by handlers whose rooms can move between
 // nodes (zero-downtime deploys) and come back after a node dies. Snapshot
 // encodes all game state; Restore rebuilds it on a fresh handler, in place
-// of OnCreate. Both run on the room's goroutine. Timers, Go continuations
+// of OnCreate. Both run on the room's loop. Timers, Go continuations
 // and Player.Data do not travel: Restore re-arms what the game needs.
 // Restoring a snapshot and snapshotting again must give identical bytes.
 //
@@ -174,7 +174,7 @@ type Snapshotter interface {
 }
 
 // Player is a seated player. Methods are safe to call from the room's
-// goroutine; a Player stays valid (as a map key, too) after it left.
+// loop; a Player stays valid (as a map key, too) after it left.
 type Player interface {
 	// ID identifies the seat; it is unique in the room and sent to the
 	// client in JOINED.
@@ -197,7 +197,7 @@ type Timer interface {
 }
 
 // Room is the room a Handler runs in. Its methods must only be called from
-// the room's goroutine (inside a Handler method, timer or continuation).
+// the room's loop (inside a Handler method, timer or continuation).
 type Room interface {
 	ID() string
 	Kind() string
@@ -238,13 +238,13 @@ type Room interface {
 	// for a typed version.
 	Handle(t MsgType, fn func(r Room, p Player, msg Message) error)
 
-	// After runs fn once after d, on the room's goroutine.
+	// After runs fn once after d, on the room's loop.
 	After(d time.Duration, fn func(r Room)) Timer
-	// Every runs fn every d, on the room's goroutine.
+	// Every runs fn every d, on the room's loop.
 	Every(d time.Duration, fn func(r Room)) Timer
 	// Go runs fn on its own goroutine (ctx ends when the room is
 	// disposed); the function it returns, if not nil, runs afterwards on
-	// the room's goroutine.
+	// the room's loop.
 	Go(fn func(ctx context.Context) (then func(r Room)))
 
 	// SetMetadata sets a key shown in room listings; nil deletes it.

@@ -15,9 +15,11 @@ import (
 // server never masks).
 const Headroom = 10
 
-// maxPooledFrame is the largest buffer returned to the pool; bigger ones are
-// left to the garbage collector so a rare large message does not pin memory.
-const maxPooledFrame = 64<<10 + Headroom
+// pooledSize is the buffer size of a pooled frame, headroom included. Only
+// frames of this size go back to the pool: a frame that grew (a roster, a
+// snapshot) is left to the garbage collector, so a small message taken from
+// the pool never pins a large buffer while it waits in a replay buffer.
+const pooledSize = 256
 
 // Frame is one encoded, ready-to-write WebSocket frame whose bytes can be
 // shared by many connections. It is reference-counted: NewFrame returns it
@@ -39,7 +41,7 @@ type Frame struct {
 }
 
 var framePool = sync.Pool{New: func() any {
-	b := make([]byte, Headroom, 256)
+	b := make([]byte, Headroom, pooledSize)
 	return &Frame{raw: b}
 }}
 
@@ -115,7 +117,7 @@ func (f *Frame) Retain() { f.refs.Add(1) }
 func (f *Frame) Release() {
 	switch r := f.refs.Add(-1); {
 	case r == 0:
-		if cap(f.raw) <= maxPooledFrame {
+		if cap(f.raw) == pooledSize {
 			f.B, f.wire = nil, nil
 			framePool.Put(f)
 		}

@@ -13,7 +13,7 @@ import (
 )
 
 // Observer hears about room lifecycle events (webhooks, monitors). Its
-// methods run on room goroutines and must not block.
+// methods run on room shards and must not block.
 type Observer interface {
 	RoomCreated(r RoomInfo)
 	RoomDisposed(r RoomInfo, reason string)
@@ -109,7 +109,7 @@ func (m *Manager) lookup(id string) *room {
 	return nil
 }
 
-// call runs fn on the room's goroutine and waits for it.
+// call runs fn in a turn of the room and waits for it.
 func (m *Manager) call(ctx context.Context, id string, fn func(r *room) error) error {
 	r := m.lookup(id)
 	if r == nil {
@@ -138,7 +138,7 @@ func (m *Manager) call(ctx context.Context, id string, fn func(r *room) error) e
 	}
 }
 
-// Room returns a room's details, read on its goroutine.
+// Room returns a room's details, read in a turn of the room.
 func (m *Manager) Room(ctx context.Context, id string) (RoomDetail, error) {
 	var d RoomDetail
 	err := m.call(ctx, id, func(r *room) error {

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// This file implements game.Room. Every method runs on the room goroutine.
+// This file implements game.Room. Every method runs on the room's shard, in a turn of the room.
 
 var _ game.Room = (*room)(nil)
 

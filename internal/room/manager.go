@@ -61,11 +61,13 @@ type Manager struct {
 	log   *zap.Logger
 	stats Stats
 
-	mu     sync.Mutex // guards kinds, rooms and every room's matchmaking fields
-	kinds  map[string]*kind
-	rooms  map[string]*room
-	closed bool
-	wg     sync.WaitGroup
+	mu       sync.Mutex // guards kinds, rooms and every room's matchmaking fields
+	kinds    map[string]*kind
+	rooms    map[string]*room
+	closed   bool
+	wg       sync.WaitGroup // rooms not finished yet
+	stopOnce sync.Once
+	shards   []*shard
 }
 
 // NewManager returns an empty registry.
@@ -73,7 +75,9 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger, kinds: make(map[string]*kind), rooms: make(map[string]*room)}
+	m := &Manager{cfg: cfg, log: cfg.Logger, kinds: make(map[string]*kind), rooms: make(map[string]*room)}
+	m.shards = newShards(m)
+	return m
 }
 
 // Stats returns the live counters.
@@ -399,7 +403,8 @@ func (m *Manager) List(kind string) []protocol.RoomInfo {
 	return out
 }
 
-// Shutdown disposes every room and waits for their loops to end.
+// Shutdown disposes every room, waits for them to finish and stops the
+// shards.
 func (m *Manager) Shutdown(reason string) {
 	m.mu.Lock()
 	m.closed = true
@@ -412,6 +417,12 @@ func (m *Manager) Shutdown(reason string) {
 		r.post(event{kind: evDispose, x: &eventExtra{reason: reason}}, true)
 	}
 	m.wg.Wait()
+	m.stopOnce.Do(func() {
+		for _, s := range m.shards {
+			close(s.stop)
+			<-s.done
+		}
+	})
 }
 
 const idAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"

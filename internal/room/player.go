@@ -7,7 +7,7 @@ import (
 )
 
 // player is a seat in a room; it implements game.Player. Its fields are
-// owned by the room's goroutine except member, which is fixed.
+// owned by the room's shard except member, which is fixed.
 type player struct {
 	id      string
 	member  Member

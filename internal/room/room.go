@@ -59,7 +59,7 @@ type bodyBuf struct{ b []byte }
 var bodyPool = sync.Pool{New: func() any { return &bodyBuf{b: make([]byte, 0, 256)} }}
 
 // room runs one game.Handler. Fields in the first group are guarded by
-// Manager.mu; the rest belong to the room's goroutine.
+// Manager.mu; the rest belong to the room's shard.
 type room struct {
 	m       *Manager
 	kind    *kind
@@ -77,12 +77,19 @@ type room struct {
 	metadataRaw   []byte
 	reservedUsers map[string]time.Time // seats held for users by Create, until the deadline
 
-	// Posting: closed is set once the loop stopped reading the inbox.
-	postMu sync.RWMutex
+	// The inbox, guarded by inMu. queued is set while the room waits for
+	// or takes a turn on its shard; closed once it no longer takes events.
+	inMu   sync.Mutex
+	inbox  []event
+	queued bool
 	closed bool
-	inbox  chan event
 
-	// Owned by the room goroutine.
+	// Owned by the room's shard, which runs the room's callbacks.
+	sh          *shard
+	nextTick    time.Time
+	dueAt       time.Time // the earlier of nextTick and the first timer
+	dueIndex    int       // place in the shard's deadline heap; -1 when absent
+	finished    bool
 	handler     game.Handler
 	log         *zap.Logger
 	ctx         context.Context
@@ -90,17 +97,16 @@ type room struct {
 	tick        uint64
 	tickRate    int
 	lastTick    time.Time
-	ticker      *time.Ticker
 	players     []*player
 	gamePlayer  []game.Player
 	routes      map[game.MsgType]func(game.Room, game.Player, game.Message) error
 	timers      timerHeap
 	timerSeq    uint64
-	wake        *time.Timer
 	dirty       []*player
 	metadata    map[string]any
 	disposing   string
-	createErr   error
+	createErr   error // OnCreate's refusal; read by awaitCreated once createdCh is closed
+	failErr     error // why a created room failed (a panic)
 	enc         *msgpack.Encoder
 	encW        appendWriter
 	lastWarn    time.Time
@@ -133,7 +139,7 @@ func (m *Manager) newRoomLocked(k *kind, id string, filters game.Options) *room 
 	r := &room{
 		m: m, kind: k, id: id, created: time.Now(),
 		maxPlayers: k.cfg.MaxPlayers,
-		inbox:      make(chan event, k.cfg.InboxSize),
+		dueIndex:   -1,
 		tickRate:   k.cfg.TickRate,
 		emptySince: time.Now(),
 		filters:    filters,
@@ -150,34 +156,37 @@ func (m *Manager) newRoomLocked(k *kind, id string, filters game.Options) *room 
 	return r
 }
 
-// startLocked queues the room's first event and starts its loop. Lock must
-// be held.
+// startLocked places the room on a shard and queues its first event. Lock
+// must be held.
 func (m *Manager) startLocked(r *room, first event) {
-	r.inbox <- first // the inbox is empty: never blocks
 	m.wg.Add(1)
-	go r.run()
+	r.sh = m.placeLocked()
+	r.post(first, true)
 }
 
-// post queues ev. With wait it blocks until the room takes it (used for
-// events that must not be lost: leaves, continuations, dispose); otherwise
-// it fails when the inbox is full. It fails once the room has stopped.
+// post queues ev for the room's next turn. With wait the inbox bound does
+// not apply (leaves, continuations, dispose: events that must not be
+// lost); otherwise post fails when the inbox is full. It fails once the
+// room has stopped. It never blocks on the room.
 func (r *room) post(ev event, wait bool) bool {
-	r.postMu.RLock()
-	defer r.postMu.RUnlock()
+	r.inMu.Lock()
 	if r.closed {
+		r.inMu.Unlock()
 		return false
 	}
-	if wait {
-		r.inbox <- ev
-		return true
-	}
-	select {
-	case r.inbox <- ev:
-		return true
-	default:
+	if !wait && len(r.inbox) >= r.kind.cfg.InboxSize {
+		r.inMu.Unlock()
 		r.m.stats.InboxFull.Add(1)
 		return false
 	}
+	r.inbox = append(r.inbox, ev)
+	wake := !r.queued
+	r.queued = true
+	r.inMu.Unlock()
+	if wake {
+		r.sh.readyRoom(r)
+	}
+	return true
 }
 
 func (r *room) postMessage(p *player, t protocol.MsgType, body []byte) error {
@@ -200,56 +209,35 @@ func (r *room) postLeave(mb Member, p *player, reason game.LeaveReason, reqID ui
 }
 
 func (r *room) isClosed() bool {
-	r.postMu.RLock()
-	defer r.postMu.RUnlock()
+	r.inMu.Lock()
+	defer r.inMu.Unlock()
 	return r.closed
 }
 
-// run is the room's loop.
-func (r *room) run() {
-	defer r.m.wg.Done()
-	defer r.finish()
-	defer func() {
-		if v := recover(); v != nil {
-			r.m.stats.Panics.Add(1)
-			r.log.Error("room panicked: disposing it", zap.Any("panic", v), zap.Uint64("tick", r.tick), zap.ByteString("stack", debug.Stack()))
-			if r.disposing == "" {
-				r.disposing = "internal error"
-			}
-			r.createErr = game.ErrInternal
-		}
-	}()
-	r.ticker = time.NewTicker(time.Second / time.Duration(r.tickRate))
-	r.lastTick = time.Now()
-	r.wake = time.NewTimer(time.Hour)
-	r.wake.Stop()
-	for r.disposing == "" {
-		select {
-		case ev := <-r.inbox:
-			r.handle(ev)
-			// Take what else is waiting, up to a bound, before flushing.
-			for i := 0; i < 256 && r.disposing == ""; i++ {
-				select {
-				case ev = <-r.inbox:
-					r.handle(ev)
-					continue
-				default:
-				}
-				break
-			}
-		case now := <-r.ticker.C:
-			r.onTick(now)
-		case now := <-r.wake.C:
-			r.fireTimers(now)
-		}
-		r.flush()
-		r.armTimer()
+// panicked disposes the room after a panic in game code.
+func (r *room) panicked(v any) {
+	r.m.stats.Panics.Add(1)
+	r.log.Error("room panicked: disposing it", zap.Any("panic", v), zap.Uint64("tick", r.tick), zap.ByteString("stack", debug.Stack()))
+	if r.disposing == "" {
+		r.disposing = "internal error"
 	}
+	r.failErr = game.ErrInternal
+}
+
+// endErr is what players and waiting joins are told when the room ends
+// because it failed; nil after an orderly end.
+func (r *room) endErr() error {
+	if r.failErr != nil {
+		return r.failErr
+	}
+	return r.createErr
 }
 
 func (r *room) handle(ev event) {
 	switch ev.kind {
 	case evCreate:
+		r.lastTick = time.Now()
+		r.nextTick = r.lastTick.Add(r.period())
 		var err error
 		if r.restore != nil {
 			err = r.restoreFrom(r.restore)
@@ -315,7 +303,7 @@ func (r *room) handle(ev event) {
 	}
 }
 
-// handler0 builds the handler on first use, on the room goroutine.
+// handler0 builds the handler on first use, on the room's shard.
 func (r *room) handler0() game.Handler {
 	if r.handler == nil {
 		r.handler = r.kind.factory()
@@ -333,8 +321,8 @@ func (r *room) join(ev event) {
 		r.m.releaseSeat(r)
 		r.sendErr(p, e, protocol.TypeJoin, ev.reqID)
 	}
-	if r.createErr != nil {
-		refuse(r.createErr)
+	if err := r.endErr(); err != nil {
+		refuse(err)
 		return
 	}
 	if p.gone || p.member.Data() != any(p) {
@@ -522,13 +510,6 @@ func (r *room) fireTimers(now time.Time) {
 	}
 }
 
-func (r *room) armTimer() {
-	if len(r.timers) == 0 {
-		return
-	}
-	r.wake.Reset(time.Until(r.timers[0].when))
-}
-
 // flush writes what the last wake-up queued: one flush per player written to.
 func (r *room) flush() {
 	for i, p := range r.dirty {
@@ -547,15 +528,27 @@ func (r *room) finish() {
 	r.disposed = true
 	delete(r.m.rooms, r.id)
 	r.m.mu.Unlock()
-	r.ticker.Stop()
-	r.wake.Stop()
+	r.finished = true
+	defer r.m.wg.Done()
 	for len(r.timers) > 0 {
 		heap.Pop(&r.timers)
 	}
 	r.cancel()
 	var kickErr *game.Error
-	if r.createErr != nil {
-		kickErr = asGameError(r.createErr)
+	select {
+	case <-r.createdCh:
+	default:
+		// OnCreate never returned (it panicked): answer Create's caller.
+		if r.createErr == nil {
+			r.createErr = r.endErr()
+		}
+		if r.createErr == nil {
+			r.createErr = errNoRoom
+		}
+		close(r.createdCh)
+	}
+	if err := r.endErr(); err != nil {
+		kickErr = asGameError(err)
 	}
 	if r.moving {
 		// The players moved with the room: release the seats silently.
@@ -581,35 +574,31 @@ func (r *room) finish() {
 		r.safely(func() { r.handler.OnDispose(r) })
 	}
 	r.flush()
-	r.postMu.Lock()
+	r.inMu.Lock()
 	r.closed = true
-	r.postMu.Unlock()
-	for {
-		select {
-		case ev := <-r.inbox:
-			switch ev.kind {
-			case evJoin:
-				err := r.createErr
-				if err == nil {
-					err = errNoRoom
-				}
-				ev.p.gone = true
-				if ev.p.member.Data() == any(ev.p) {
-					ev.p.member.SetData(nil)
-				}
-				r.sendErr(ev.p, err, protocol.TypeJoin, ev.reqID)
-				ev.p.member.Flush()
-			case evLeave:
-				if ev.p.member.Data() == any(ev.p) {
-					ev.p.member.SetData(nil)
-				}
-			case evMessage:
-				bodyPool.Put(ev.body)
+	rest := r.inbox
+	r.inbox = nil
+	r.inMu.Unlock()
+	for _, ev := range rest {
+		switch ev.kind {
+		case evJoin:
+			err := r.endErr()
+			if err == nil {
+				err = errNoRoom
 			}
-			continue
-		default:
+			ev.p.gone = true
+			if ev.p.member.Data() == any(ev.p) {
+				ev.p.member.SetData(nil)
+			}
+			r.sendErr(ev.p, err, protocol.TypeJoin, ev.reqID)
+			ev.p.member.Flush()
+		case evLeave:
+			if ev.p.member.Data() == any(ev.p) {
+				ev.p.member.SetData(nil)
+			}
+		case evMessage:
+			bodyPool.Put(ev.body)
 		}
-		break
 	}
 	if o := r.m.cfg.Observer; o != nil && r.createdOK {
 		info := r.info()

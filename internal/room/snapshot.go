@@ -138,7 +138,7 @@ func (m *Manager) Restore(ctx context.Context, b []byte) (RoomInfo, error) {
 	return r.info(), nil
 }
 
-// restoreLocked runs on the room goroutine in place of OnCreate.
+// restoreFrom runs in the room's first turn in place of OnCreate.
 func (r *room) restoreFrom(env *Envelope) error {
 	sn, ok := r.handler0().(game.Snapshotter)
 	if !ok {
@@ -260,7 +260,7 @@ func (h *heldMember) RTT() time.Duration     { return 0 }
 func (h *heldMember) Data() any              { return h.data }
 func (h *heldMember) SetData(v any)          { h.data = v }
 
-// Send keeps f for the player (room goroutine only).
+// Send keeps f for the player (room's shard only).
 func (h *heldMember) Send(f *frame.Frame) error {
 	f.Retain()
 	h.frames = append(h.frames, f)

@@ -7,7 +7,7 @@ import (
 	"github.com/gameserver/gameserver/game"
 )
 
-// timer is a room timer; it fires on the room goroutine.
+// timer is a room timer; it fires in a turn of its room.
 type timer struct {
 	r     *room
 	when  time.Time
