@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark suite (make bench): builds the server and the load-test
 # driver, runs a fixed matrix of load tests against a fresh server each
-# (idle at 5k, 10k and 19k connections; arena at 1k, 2.5k, 5k and 7.5k
+# (idle at 5k, 10k and 19k connections; arena at 1k, 2.5k, 3.5k, 5k and 7.5k
 # bots), runs the Go micro-benchmarks, and writes
 # bench/results/<date>.md with a table and an SVG plot (the raw reports in
 # bench/results/<date>/). Everything runs on
@@ -94,7 +94,7 @@ fi
 for n in 5000 10000 19000; do
   run "idle-$n" --scenario idle "${idle_join[@]}" --bots "$n" --ramp 2000 --duration "$IDLE_DURATION"
 done
-for n in 1000 2500 5000 7500; do
+for n in 1000 2500 3500 5000 7500; do
   if [ "$rooms" = no ]; then
     echo "arena at $n bots: skipped, the server answered JOIN with 404 (no rooms yet)" >>"$work/notes.txt"
     continue

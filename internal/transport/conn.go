@@ -2,11 +2,9 @@ package transport
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -48,40 +46,71 @@ type CloseInfo struct {
 //
 // Send, Flush, SendNow and Close are safe for concurrent use. Handler
 // callbacks for one Conn never run concurrently.
+//
+// A Conn holds its socket as a bare descriptor, fd: right after the upgrade
+// the server duplicates the hijacked socket and closes the net.Conn (see
+// detach), so no net.Conn, netFD, syscall.RawConn or runtime poll
+// descriptor stays behind. RawConn used to guard every system call against
+// the descriptor being closed, and its number reused, under it; without it
+// these rules do:
+//
+//   - The connection has one owner at a time: the goroutine that raised
+//     sched from 0 (ServeHTTP from register until it hands the connection
+//     to a worker, then the worker serving it). Reads happen only on the
+//     owner, and so does teardown, the only place fd is closed: a read
+//     never overlaps the close, and no read follows it (state is
+//     stateClosed from then on, which serve checks first).
+//   - Every write, writev and shutdown on fd happens with mu held, after
+//     checking that state is not stateClosed. Teardown sets stateClosed,
+//     removes fd from the epoll set, clears its slot in the descriptor
+//     table and closes fd, all with mu held, so no write can run on a
+//     closed descriptor or on its number once reused by another
+//     connection. epoll_ctl ADD runs on the owner before the first
+//     hand-off, so it cannot meet a teardown either.
+//   - The sweeper, Shutdown and the poller's EPOLLOUT flush reach fd only
+//     through methods that take mu (closeLocked, flushLocked) or through
+//     requestTeardown, which only asks the owner to tear down.
+//   - The poller finds connections by descriptor number. An event read from
+//     epoll before a teardown, for a number reused since, reaches whatever
+//     Conn is registered under that number now (or none): a spurious
+//     wake-up. Its read returns EAGAIN, or data that was due anyway, and its
+//     flush runs under mu like any other. A Conn enters the table complete
+//     (the bytes the HTTP server had buffered already in rbuf) and owned by
+//     ServeHTTP, so such a wake-up cannot read ahead of those bytes nor
+//     deliver a message before OnOpen.
 type Conn struct {
 	srv    *Server
-	nc     net.Conn        // kept referenced: closing it releases the descriptor
-	rc     syscall.RawConn // guards every system call against a concurrent close
-	fd     int
 	remote netip.AddrPort
 
 	data atomic.Pointer[any]
 
 	lastActive atomic.Int64  // Unix nanoseconds of the last inbound frame
-	sched      atomic.Int32  // pending read wake-ups; > 0 while owned by a worker
+	fd         int32         // the socket; closed by teardown, see above
+	sched      atomic.Int32  // pending read wake-ups; > 0 while owned
+	state      atomic.Uint32 // stateOpen, stateClosing, stateClosed
 	wantWrite  atomic.Bool   // a flush is waiting for EPOLLOUT
 	kill       atomic.Bool   // tear down at the next worker turn
-	state      atomic.Uint32 // stateOpen, stateClosing, stateClosed
+
+	mu         sync.Mutex // guards the write side
+	waitingOut bool       // EAGAIN seen; the poller will flush when writable
+	shutWrite  bool       // our write side is shut after the close frame
+
+	// Read side, touched only by the connection's owner. These two sit
+	// here to share a word with the flags above; rbuf and frag are below.
+	fragmenting bool
+	rneed       int32 // bytes rbuf must hold before it can be parsed again
 
 	// Write side, guarded by mu.
-	mu            sync.Mutex
 	out           []*frame.Frame
 	outOff        int // bytes of out[0] already written
 	outBytes      int
-	waitingOut    bool  // EAGAIN seen; the poller will flush when writable
-	stalledSince  int64 // Unix nanoseconds when waitingOut began
-	closeDeadline int64 // Unix nanoseconds; in stateClosing, tear down after it
-	shutWrite     bool  // our write side is shut after the close frame
-	closeInfo     CloseInfo
-	writeFn       func(fd uintptr) bool
-	wn            int
-	werr          error
+	stalledSince  int64      // Unix nanoseconds when waitingOut began
+	closeDeadline int64      // Unix nanoseconds; in stateClosing, tear down after it
+	closeInfo     *CloseInfo // set when the close handshake begins
 
-	// Read side, touched only by the worker that owns the connection.
-	rbuf        []byte // an incomplete frame, nil when none
-	rneed       int    // bytes rbuf must hold before it can be parsed again
-	frag        []byte // a fragmented message being assembled
-	fragmenting bool
+	// Read side.
+	rbuf []byte // an incomplete frame, nil when none
+	frag []byte // a fragmented message being assembled
 }
 
 // Data returns the value stored with SetData, or nil.
@@ -177,7 +206,8 @@ func (c *Conn) closeLocked(info CloseInfo, drop bool) {
 		return
 	}
 	c.state.Store(stateClosing)
-	c.closeInfo = info
+	ci := info // escapes only on this path
+	c.closeInfo = &ci
 	c.closeDeadline = time.Now().Add(c.srv.cfg.CloseTimeout).UnixNano()
 	if drop && len(c.out) > 0 {
 		keep := 0
@@ -206,17 +236,14 @@ func (c *Conn) flushLocked() {
 		return
 	}
 	for len(c.out) > 0 {
-		c.wn, c.werr = 0, nil
-		if err := c.rc.Write(c.writeFn); err != nil {
-			c.werr = err
-		}
-		if c.wn > 0 {
-			c.advance(c.wn)
+		n, err := c.writeQueued()
+		if n > 0 {
+			c.advance(n)
 		}
 		switch {
-		case c.werr == nil:
+		case err == nil, err == unix.EINTR:
 			continue
-		case errors.Is(c.werr, unix.EAGAIN):
+		case err == unix.EAGAIN:
 			if !c.waitingOut {
 				// Arm the poller, then try once more: writability that
 				// arrived between the first EAGAIN and the flag would
@@ -242,20 +269,17 @@ func (c *Conn) flushLocked() {
 		// peer's close frame or EOF, so the kernel never resets a
 		// connection whose last bytes the peer has not read.
 		c.shutWrite = true
-		_ = c.rc.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_WR) })
-	}
-	if cap(c.out) > 64 {
-		c.out = nil
+		_ = unix.Shutdown(int(c.fd), unix.SHUT_WR)
 	}
 }
 
-// writev is the RawConn.Write callback; it gathers queued frames into one
-// system call. Lock must be held.
-func (c *Conn) writev(fd uintptr) bool {
+// writeQueued writes from the head of the queue, gathering up to maxIovecs
+// frames into one writev, and returns the bytes written. Lock must be held
+// and the state checked not closed (see Conn).
+func (c *Conn) writeQueued() (int, error) {
 	if len(c.out) == 1 {
-		n, err := unix.Write(int(fd), c.out[0].Wire()[c.outOff:])
-		c.wn, c.werr = max(n, 0), err
-		return true
+		n, err := unix.Write(int(c.fd), c.out[0].Wire()[c.outOff:])
+		return max(n, 0), err
 	}
 	var iov [maxIovecs]unix.Iovec
 	n := 0
@@ -271,13 +295,11 @@ func (c *Conn) writev(fd uintptr) bool {
 		iov[n].SetLen(len(b))
 		n++
 	}
-	r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+	r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
 	if e != 0 {
-		c.wn, c.werr = 0, e
-	} else {
-		c.wn, c.werr = int(r), nil
+		return 0, e
 	}
-	return true
+	return int(r), nil
 }
 
 // advance drops n written bytes from the head of the queue. Lock must be held.
@@ -299,7 +321,9 @@ func (c *Conn) advance(n int) {
 		c.out = c.out[1:]
 	}
 	if len(c.out) == 0 {
-		c.out = c.out[:0:0]
+		// Drop the array: a zero-capacity reslice would still point into
+		// it and keep it alive while the connection idles.
+		c.out = nil
 	}
 }
 
@@ -329,19 +353,23 @@ func (c *Conn) requestTeardown() {
 }
 
 // teardown releases everything the connection holds and reports the close
-// to the handler. It runs on the worker that owns the connection, once.
+// to the handler. It runs on the worker that owns the connection, once. The
+// descriptor is closed with mu held, after stateClosed is set and after it
+// has left the epoll set and the descriptor table (see Conn).
 func (c *Conn) teardown(info CloseInfo) {
 	c.mu.Lock()
 	if c.state.Load() == stateClosed {
 		c.mu.Unlock()
 		return
 	}
-	if c.closeInfo.Code != 0 {
-		info = c.closeInfo // the close handshake began: report its reason
+	if c.closeInfo != nil {
+		info = *c.closeInfo // the close handshake began: report its reason
 	}
 	c.state.Store(stateClosed)
 	c.dropQueueLocked()
 	c.wantWrite.Store(false)
+	c.srv.unregisterLocked(c)
+	_ = unix.Close(int(c.fd))
 	c.mu.Unlock()
 	if c.rbuf != nil {
 		putBuf(c.rbuf)
@@ -351,7 +379,6 @@ func (c *Conn) teardown(info CloseInfo) {
 		putBuf(c.frag)
 		c.frag = nil
 	}
-	c.srv.unregister(c)
-	_ = c.nc.Close()
+	c.srv.release(c)
 	c.srv.handler.OnClose(c, info)
 }

@@ -4,8 +4,11 @@
 // loop (Linux), reads whole frames on a small pool of workers, and writes
 // through a bounded, coalescing queue per connection.
 //
-// An idle connection costs no goroutine: between messages it is only an
-// entry in the epoll set and a *Conn in the descriptor table. When a
+// An idle connection costs no goroutine: between messages it is only its
+// socket descriptor, an entry in the epoll set and a *Conn in the
+// descriptor table. Right after the upgrade the socket is taken out of the
+// hijacked net.Conn (a duplicate descriptor is kept and the net.Conn
+// closed), so no net.Conn or runtime poll descriptor stays behind. When a
 // descriptor becomes readable, the poller hands the connection to a worker,
 // which reads until the socket is drained, parses frames in place (RFC 6455:
 // masking, fragmentation, control frames between fragments, the close

@@ -288,30 +288,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.stats.Open.Add(-1)
 		return
 	}
-	c, err := s.register(nc, remote)
+	// Bytes the client sent right behind its request are already in the
+	// HTTP server's buffer: they become the connection's first read.
+	var buffered []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		buffered, _ = rw.Reader.Peek(n)
+	}
+	c, err := s.register(nc, remote, buffered)
 	if err != nil {
+		// The 101 response is out, so the refusal is closing the socket.
 		s.logError("register connection", err)
-		_ = nc.Close()
 		s.releaseIP(ip)
 		s.stats.Open.Add(-1)
 		return
 	}
+	// This goroutine owns c (see Conn) until it hands c to a worker below:
+	// wake-ups until then are only counted, so no message can be delivered
+	// before OnOpen and no teardown can close the descriptor before it is
+	// watched.
 	s.stats.Accepted.Add(1)
 	s.handler.OnOpen(c)
-	// Bytes the client sent right behind its request are already in the
-	// HTTP server's buffer: hand them to a worker as the first read.
-	if n := rw.Reader.Buffered(); n > 0 {
-		b, _ := rw.Reader.Peek(n)
-		c.keepPartial(b, len(b))
-		c.rneed = len(b)
-	}
-	if err := s.poller.add(c.fd); err != nil {
+	if err := s.poller.add(int(c.fd)); err != nil {
 		s.logError("watch connection", err)
-		c.requestTeardown()
-		return
+		c.kill.Store(true)
 	}
-	// Data may have arrived before the descriptor was watched.
-	s.schedule(c)
+	// Data may have arrived before the descriptor was watched: the first
+	// turn reads it.
+	s.handOff(c)
 	if s.draining.Load() {
 		// Shutdown began while this upgrade was under way: it may have
 		// missed this connection.
@@ -440,32 +443,73 @@ func (s *Server) releaseIP(ip netip.Addr) {
 	s.ipMu.Unlock()
 }
 
-func (s *Server) register(nc net.Conn, remote netip.AddrPort) (*Conn, error) {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil, fmt.Errorf("connection %T has no descriptor", nc)
-	}
-	rc, err := sc.SyscallConn()
+// register takes over the upgraded nc: it moves the socket to a descriptor
+// of the transport's own and closes nc, whether it succeeds or not.
+// buffered is what the HTTP server read past the request; it is copied.
+// The Conn returned is in the descriptor table, owned by the caller
+// (sched is 1), and not yet watched by the poller.
+func (s *Server) register(nc net.Conn, remote netip.AddrPort, buffered []byte) (*Conn, error) {
+	fd, err := detach(nc)
 	if err != nil {
 		return nil, err
 	}
-	fd := -1
-	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return nil, err
-	}
-	if fd < 0 || fd >= len(s.conns) {
+	if fd >= len(s.conns) {
+		_ = unix.Close(fd)
 		return nil, fmt.Errorf("descriptor %d outside the table of %d", fd, len(s.conns))
 	}
-	c := &Conn{srv: s, nc: nc, rc: rc, fd: fd, remote: remote}
-	c.writeFn = c.writev
+	c := &Conn{srv: s, fd: int32(fd), remote: remote}
+	if len(buffered) > 0 {
+		c.keepPartial(buffered, len(buffered))
+	}
+	c.sched.Store(1)
 	c.lastActive.Store(time.Now().UnixNano())
 	s.conns[fd].Store(c)
 	return c, nil
 }
 
-func (s *Server) unregister(c *Conn) {
-	s.poller.del(c.fd)
+// detach returns a duplicate of nc's socket descriptor, close-on-exec and
+// non-blocking, and closes nc. The duplicate refers to the same socket, so
+// closing nc neither ends the connection nor sends anything to the peer; it
+// releases the net.Conn, its netFD and addresses, and the runtime's poll
+// descriptor (taking the socket out of the Go netpoller). At steady state
+// the connection still uses one descriptor; the duplicate needs a spare
+// one only until nc is closed. With none left (EMFILE) the connection is
+// refused.
+func detach(nc net.Conn) (int, error) {
+	defer nc.Close()
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("connection %T has no descriptor", nc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(f uintptr) {
+		fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("dup: %w", derr)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("set non-blocking: %w", err)
+	}
+	return fd, nil
+}
+
+// unregisterLocked takes c's descriptor out of the epoll set and the
+// descriptor table. c.mu must be held; the descriptor is closed next.
+func (s *Server) unregisterLocked(c *Conn) {
+	s.poller.del(int(c.fd))
 	s.conns[c.fd].CompareAndSwap(c, nil)
+}
+
+// release gives back c's place in the connection limits.
+func (s *Server) release(c *Conn) {
 	s.releaseIP(c.remote.Addr().Unmap())
 	s.stats.Open.Add(-1)
 }
@@ -477,13 +521,18 @@ func (s *Server) lookup(fd int) *Conn {
 	return s.conns[fd].Load()
 }
 
-// schedule hands c to a worker unless one already owns it.
+// schedule hands c to a worker unless it already has an owner.
 func (s *Server) schedule(c *Conn) {
 	if c.sched.Add(1) == 1 {
-		select {
-		case s.work <- c:
-		case <-s.done:
-		}
+		s.handOff(c)
+	}
+}
+
+// handOff passes c, which the caller owns, to a worker.
+func (s *Server) handOff(c *Conn) {
+	select {
+	case s.work <- c:
+	case <-s.done:
 	}
 }
 

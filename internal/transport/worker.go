@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"errors"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -16,24 +15,12 @@ const readsPerTurn = 16
 // worker owns one read buffer; a connection only borrows a buffer of its
 // own while a frame is split across reads.
 type worker struct {
-	srv    *Server
-	buf    []byte
-	dst    []byte
-	dst0   []byte // what the last read asked to fill
-	n      int
-	err    error
-	readFn func(fd uintptr) bool
+	srv *Server
+	buf []byte
 }
 
 func newWorker(s *Server) *worker {
-	w := &worker{srv: s, buf: make([]byte, 64<<10)}
-	w.readFn = w.read
-	return w
-}
-
-func (w *worker) read(fd uintptr) bool {
-	w.n, w.err = unix.Read(int(fd), w.dst)
-	return true
+	return &worker{srv: s, buf: make([]byte, 64<<10)}
 }
 
 func (w *worker) run() {
@@ -50,6 +37,8 @@ func (w *worker) run() {
 
 // serve gives c one turn. Wake-ups that arrive during the turn are folded
 // into it; if any arrived after the socket was drained, the turn repeats.
+// The worker owns c for the turn: it alone reads c.fd and may close it (see
+// Conn).
 func (w *worker) serve(c *Conn) {
 	for {
 		if c.state.Load() == stateClosed {
@@ -88,25 +77,18 @@ func (w *worker) readConn(c *Conn) (more bool) {
 		fromRbuf := c.rbuf != nil
 		n := 0
 		drained := false
-		if !fromRbuf || len(c.rbuf) < c.rneed {
+		if !fromRbuf || len(c.rbuf) < int(c.rneed) {
+			dst := w.buf
 			if fromRbuf {
-				w.dst = c.rbuf[len(c.rbuf):c.rneed]
-			} else {
-				w.dst = w.buf
-			}
-			w.dst0 = w.dst
-			w.n, w.err = 0, nil
-			if err := c.rc.Read(w.readFn); err != nil {
-				w.err = err
+				dst = c.rbuf[len(c.rbuf):c.rneed]
 			}
 			var err error
-			n, err = w.n, w.err
-			w.dst = nil
+			n, err = unix.Read(int(c.fd), dst)
 			switch {
 			case err == nil && n > 0:
-			case errors.Is(err, unix.EAGAIN):
+			case err == unix.EAGAIN:
 				return false
-			case errors.Is(err, unix.EINTR):
+			case err == unix.EINTR:
 				continue
 			default: // EOF or a socket error
 				c.teardown(CloseInfo{Code: CloseAbnormal, Reason: "connection lost", ByPeer: true})
@@ -114,12 +96,12 @@ func (w *worker) readConn(c *Conn) (more bool) {
 			}
 			c.lastActive.Store(time.Now().UnixNano())
 			w.srv.stats.BytesIn.Add(uint64(n))
-			drained = n < len(w.dst0)
+			drained = n < len(dst)
 		}
 		var data []byte
 		if fromRbuf {
 			c.rbuf = c.rbuf[:len(c.rbuf)+n]
-			if len(c.rbuf) < c.rneed {
+			if len(c.rbuf) < int(c.rneed) {
 				if drained {
 					return false
 				}
@@ -192,7 +174,7 @@ func (c *Conn) keepPartial(data []byte, need int) {
 	}
 	b := getBuf(need)
 	c.rbuf = append(b, data...)
-	c.rneed = need
+	c.rneed = int32(need)
 }
 
 // frame handles one complete, unmasked frame.
