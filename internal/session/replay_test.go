@@ -41,8 +41,8 @@ func TestReplayBoundsAndAcks(t *testing.T) {
 		t.Fatalf("after ack: %d from %d", b.n, b.firstSeq)
 	}
 	b.ack(100)
-	if b.n != 0 || b.bytes != 0 {
-		t.Fatal("ack of everything left frames")
+	if b.n != 0 || b.bytes != 0 || b.frames != nil {
+		t.Fatal("ack of everything left frames or the ring")
 	}
 	if !b.covers(6, 6) || b.covers(5, 6) {
 		t.Fatal("empty buffer: covers only when nothing is missing")
