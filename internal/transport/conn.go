@@ -101,7 +101,8 @@ type Conn struct {
 	rneed       int32 // bytes rbuf must hold before it can be parsed again
 
 	// Write side, guarded by mu.
-	out           []*frame.Frame
+	out           []*frame.Frame // queued frames; backed by out1 while one is queued
+	out1          [1]*frame.Frame
 	outOff        int // bytes of out[0] already written
 	outBytes      int
 	stalledSince  int64      // Unix nanoseconds when waitingOut began
@@ -321,9 +322,10 @@ func (c *Conn) advance(n int) {
 		c.out = c.out[1:]
 	}
 	if len(c.out) == 0 {
-		// Drop the array: a zero-capacity reslice would still point into
-		// it and keep it alive while the connection idles.
-		c.out = nil
+		// Back to the inline array: a tick's single frame then queues
+		// without allocating, and a burst's array is not kept alive while
+		// the connection idles.
+		c.out = c.out1[:0]
 	}
 }
 
