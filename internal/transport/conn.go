@@ -50,8 +50,8 @@ type CloseInfo struct {
 // A Conn holds its socket as a bare descriptor, fd: right after the upgrade
 // the server duplicates the hijacked socket and closes the net.Conn (see
 // detach), so no net.Conn, netFD, syscall.RawConn or runtime poll
-// descriptor stays behind. RawConn used to guard every system call against
-// the descriptor being closed, and its number reused, under it; without it
+// descriptor stays behind. Nothing in the runtime guards a system call on
+// fd against the descriptor being closed, and its number reused, under it;
 // these rules do:
 //
 //   - The connection has one owner at a time: the goroutine that raised
