@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -138,6 +139,9 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	// ListenAndServe upgrades most WebSocket requests before they reach
+	// net/http; this route serves the rest (see interceptUpgrade) and
+	// embedders of Handler.
 	mux.Handle("GET /ws", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A resume that landed on another node than its session's goes
 		// there (clients name the session in the URL to allow it).
@@ -203,6 +207,24 @@ func (s *Server) Listen() error {
 	return nil
 }
 
+// interceptUpgrade returns the test that sends a WebSocket upgrade to the
+// "GET /ws" route instead of upgrading it on the fast path: in a cluster, a
+// resume (?session=) of a session this node does not hold, which the route
+// may proxy to the session's node. Without a cluster, nil.
+func (s *Server) interceptUpgrade() func(rawQuery string) bool {
+	if s.cluster == nil {
+		return nil
+	}
+	return func(rawQuery string) bool {
+		if rawQuery == "" {
+			return false
+		}
+		q, _ := url.ParseQuery(rawQuery)
+		id := q.Get("session")
+		return id != "" && !s.hub.Has(id)
+	}
+}
+
 // ListenAndServe serves until Shutdown. It returns nil after a clean
 // shutdown.
 func (s *Server) ListenAndServe() error {
@@ -214,7 +236,10 @@ func (s *Server) ListenAndServe() error {
 		s.cluster.start()
 	}
 	defer close(s.served)
-	err := s.http.Serve(s.listener)
+	// WebSocket upgrades skip net/http (see transport.Front); every other
+	// request, and a resume whose session may live on another node, goes
+	// to s.http.
+	err := s.http.Serve(s.ws.Listen(s.listener, "/ws", s.interceptUpgrade()))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

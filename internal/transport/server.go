@@ -53,8 +53,10 @@ type Config struct {
 	// CloseTimeout is how long a close handshake the server started waits
 	// for the peer's close frame. Zero means 2 s.
 	CloseTimeout time.Duration
-	// HandshakeTimeout bounds writing the upgrade response. The request
-	// itself is bounded by the http.Server's ReadHeaderTimeout. Zero means 5 s.
+	// HandshakeTimeout bounds an upgrade. Through a Front (see Listen) it
+	// bounds reading the request head, from the accept, and writing the
+	// response; through ServeHTTP only writing the response, the request
+	// being bounded by the http.Server's ReadHeaderTimeout. Zero means 5 s.
 	HandshakeTimeout time.Duration
 	// MaxConns bounds open connections; further upgrades get 503. Zero means
 	// the descriptor limit minus 256.
@@ -253,29 +255,13 @@ func (s *Server) Stats() *Stats { return &s.stats }
 func (s *Server) Config() Config { return s.cfg }
 
 // ServeHTTP checks the request against the server's limits and upgrades it.
+// It serves upgrades that do not come through a Front: an embedding
+// http.Server, or requests a Front passed on.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		s.reject(w, RejectDraining, http.StatusServiceUnavailable, "server is shutting down")
-		return
-	}
-	if !s.OriginAllowed(r) {
-		s.reject(w, RejectOrigin, http.StatusForbidden, "origin not allowed")
-		return
-	}
 	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
 	ip := remote.Addr().Unmap()
-	if !s.allowRate(ip) {
-		s.reject(w, RejectRate, http.StatusTooManyRequests, "too many connection attempts from this address: retry later")
-		return
-	}
-	if s.stats.Open.Add(1) > int64(s.cfg.MaxConns) {
-		s.stats.Open.Add(-1)
-		s.reject(w, RejectFull, http.StatusServiceUnavailable, "server is full")
-		return
-	}
-	if !s.acquireIP(ip) {
-		s.stats.Open.Add(-1)
-		s.reject(w, RejectPerIP, http.StatusTooManyRequests, "too many connections from this address")
+	if rf := s.admit(r.Header.Get("Origin"), r.Host, ip); rf != nil {
+		s.reject(w, rf)
 		return
 	}
 	nc, rw, _, err := s.upgrader.Upgrade(r, w)
@@ -289,16 +275,72 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Bytes the client sent right behind its request are already in the
-	// HTTP server's buffer: they become the connection's first read.
+	// HTTP server's buffer (or still in the Front's, past what the HTTP
+	// server read): they become the connection's first read.
 	var buffered []byte
 	if n := rw.Reader.Buffered(); n > 0 {
 		buffered, _ = rw.Reader.Peek(n)
 	}
+	if pc, ok := nc.(*prefixConn); ok {
+		if rest := pc.unread(); len(rest) > 0 {
+			buffered = append(buffered[:len(buffered):len(buffered)], rest...)
+		}
+	}
+	s.attach(nc, remote, buffered)
+}
+
+// refusal is why an upgrade is refused, and the answer.
+type refusal struct {
+	reason RejectReason
+	status int
+	msg    string
+}
+
+var (
+	refuseDraining = &refusal{RejectDraining, http.StatusServiceUnavailable, "server is shutting down"}
+	refuseOrigin   = &refusal{RejectOrigin, http.StatusForbidden, "origin not allowed"}
+	refuseRate     = &refusal{RejectRate, http.StatusTooManyRequests, "too many connection attempts from this address: retry later"}
+	refuseFull     = &refusal{RejectFull, http.StatusServiceUnavailable, "server is full"}
+	refusePerIP    = &refusal{RejectPerIP, http.StatusTooManyRequests, "too many connections from this address"}
+)
+
+// admit applies the server's limits to an upgrade from ip whose request
+// carries origin (the Origin header, "" if none) and host (the Host header;
+// read only when origin is not ""). On nil the upgrade holds a place in
+// MaxConns and MaxConnsPerIP: attach keeps it for the connection, or the
+// caller gives it back (releaseIP and Open) if the upgrade fails.
+func (s *Server) admit(origin, host string, ip netip.Addr) *refusal {
+	if s.draining.Load() {
+		return refuseDraining
+	}
+	if !s.originAllowed(origin, host) {
+		return refuseOrigin
+	}
+	if !s.allowRate(ip) {
+		return refuseRate
+	}
+	if s.stats.Open.Add(1) > int64(s.cfg.MaxConns) {
+		s.stats.Open.Add(-1)
+		return refuseFull
+	}
+	if !s.acquireIP(ip) {
+		s.stats.Open.Add(-1)
+		return refusePerIP
+	}
+	return nil
+}
+
+// attach takes over an upgraded connection (the 101 response is out):
+// it registers it, calls OnOpen, watches it and hands it to a worker.
+// buffered is what the client sent after its request; it is copied. The
+// upgrade's place in the limits (see admit) passes to the connection, or
+// is given back if it cannot be registered.
+func (s *Server) attach(nc net.Conn, remote netip.AddrPort, buffered []byte) {
 	c, err := s.register(nc, remote, buffered)
 	if err != nil {
 		// The 101 response is out, so the refusal is closing the socket.
 		s.logError("register connection", err)
-		s.releaseIP(ip)
+		s.releaseIP(remote.Addr().Unmap())
 		s.stats.Open.Add(-1)
 		return
 	}
@@ -332,15 +374,20 @@ func (s *Server) shutdownClose() (uint16, string) {
 	return s.closeCode, s.closeReason
 }
 
-func (s *Server) reject(w http.ResponseWriter, reason RejectReason, status int, msg string) {
-	s.stats.Rejected[reason].Add(1)
-	w.Header().Set("X-Gameserver-Reject", reason.String())
-	http.Error(w, msg, status)
+func (s *Server) reject(w http.ResponseWriter, rf *refusal) {
+	s.stats.Rejected[rf.reason].Add(1)
+	w.Header().Set("X-Gameserver-Reject", rf.reason.String())
+	http.Error(w, rf.msg, rf.status)
 }
 
 // OriginAllowed applies the Origin policy (Config.AllowedOrigins) to r.
 func (s *Server) OriginAllowed(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
+	return s.originAllowed(r.Header.Get("Origin"), r.Host)
+}
+
+// originAllowed applies the Origin policy to a request with these Origin
+// and Host headers.
+func (s *Server) originAllowed(origin, host string) bool {
 	if origin == "" {
 		return true // not a browser: nothing to hijack
 	}
@@ -349,7 +396,7 @@ func (s *Server) OriginAllowed(r *http.Request) bool {
 		return false
 	}
 	if len(s.cfg.AllowedOrigins) == 0 {
-		return strings.EqualFold(u.Host, r.Host)
+		return strings.EqualFold(u.Host, host)
 	}
 	for _, pat := range s.cfg.AllowedOrigins {
 		if pat == "*" {
