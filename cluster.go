@@ -658,6 +658,7 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 			}
 		}
 		f := frame.New()
+		f.Grow(len(p))
 		f.B = append(f.B, p...)
 		_ = rs.sess.Send(f.Seal())
 		f.Release()

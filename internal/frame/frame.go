@@ -15,21 +15,15 @@ import (
 // server never masks).
 const Headroom = 10
 
-// pooledSize is the buffer size of a pooled frame, headroom included. Only
-// frames of this size go back to the pool: a frame that grew (a roster, a
-// snapshot) is left to the garbage collector, so a small message taken from
-// the pool never pins a large buffer while it waits in a replay buffer.
-const pooledSize = 256
-
 // Frame is one encoded, ready-to-write WebSocket frame whose bytes can be
-// shared by many connections. It is reference-counted: NewFrame returns it
+// shared by many connections. It is reference-counted: New returns it
 // with one reference, every Conn.Send takes another until the frame is
 // written or dropped, and Release gives one back. The last Release returns
 // the buffer to a pool, so a Frame must not be touched after its owner's
 // Release.
 //
-// Build the payload by appending to B, then call Seal once. B must not be
-// changed after Seal.
+// Build the payload by appending to B (after Grow, for a large payload),
+// then call Seal once. B must not be changed after Seal.
 type Frame struct {
 	// B is the message payload. Append to it before Seal.
 	B []byte
@@ -40,20 +34,78 @@ type Frame struct {
 	sealed bool
 }
 
-var framePool = sync.Pool{New: func() any {
-	b := make([]byte, Headroom, pooledSize)
-	return &Frame{raw: b}
-}}
+// Buffer size classes, headroom included. A frame starts in the smallest
+// class; Grow (or Seal, for a payload that outgrew its buffer) moves it to
+// the smallest class that fits, and Release returns it to the pool of its
+// class. Small messages therefore never pin a large buffer while they wait
+// in a replay buffer, and a room's large state reuses large buffers.
+// Payloads past the largest class are left to the garbage collector.
+var classes = [...]int{256, 1 << 10, 4 << 10, 16 << 10, 64<<10 + Headroom}
+
+// pools[i] holds frames whose buffer has capacity classes[i].
+var pools [len(classes)]sync.Pool
+
+func init() {
+	for i := range pools {
+		size := classes[i]
+		pools[i].New = func() any { return &Frame{raw: make([]byte, Headroom, size)} }
+	}
+}
+
+// classOf returns the index of the smallest class holding n bytes,
+// headroom included, or -1 past the largest.
+func classOf(n int) int {
+	for i, c := range classes {
+		if n <= c {
+			return i
+		}
+	}
+	return -1
+}
 
 // New returns an empty frame holding one reference.
 func New() *Frame {
-	f := framePool.Get().(*Frame)
+	f := pools[0].Get().(*Frame)
+	f.reset()
+	return f
+}
+
+func (f *Frame) reset() {
 	f.refs.Store(1)
 	f.raw = f.raw[:Headroom]
 	f.B = f.raw[Headroom:Headroom]
 	f.wire = nil
 	f.sealed = false
-	return f
+}
+
+// Grow makes room for n more payload bytes, so appending them to B does not
+// allocate: the payload moves to a pooled buffer of a larger class if it
+// must. Call it before appending a large body.
+func (f *Frame) Grow(n int) {
+	if cap(f.B)-len(f.B) >= n {
+		return
+	}
+	f.moveTo(Headroom+len(f.B)+n, f.B)
+}
+
+// moveTo puts payload behind the headroom of a buffer of at least size
+// bytes, pooled when a class fits: it trades buffers with a pooled frame
+// of that class, which goes back to the pool of the buffer it received.
+func (f *Frame) moveTo(size int, payload []byte) {
+	k := classOf(size)
+	if k < 0 {
+		raw := append(make([]byte, Headroom, size), payload...)
+		f.raw, f.B = raw, raw[Headroom:]
+		return
+	}
+	g := pools[k].Get().(*Frame)
+	raw := append(g.raw[:Headroom], payload...) // copy before the old buffer goes back
+	old := f.raw
+	f.raw, f.B = raw, raw[Headroom:]
+	if i := classOf(cap(old)); i >= 0 && cap(old) == classes[i] {
+		g.raw, g.B, g.wire = old, nil, nil
+		pools[i].Put(g)
+	}
 }
 
 // WebSocket opcodes for SealOp.
@@ -73,12 +125,9 @@ func (f *Frame) Seal() *Frame { return f.SealOp(OpBinary) }
 func (f *Frame) SealOp(op byte) *Frame {
 	n := len(f.B)
 	if n > 0 && (cap(f.raw) < Headroom+n || &f.raw[Headroom : Headroom+1][0] != &f.B[0]) {
-		// B outgrew the pooled buffer and was reallocated by append: move
-		// it behind a fresh Headroom.
-		raw := make([]byte, Headroom+n)
-		copy(raw[Headroom:], f.B)
-		f.raw = raw
-		f.B = raw[Headroom:]
+		// B outgrew its buffer and was reallocated by append: move it
+		// behind the headroom of a pooled buffer that fits.
+		f.moveTo(Headroom+n, f.B)
 	}
 	f.raw = f.raw[:Headroom+n]
 	var hs int
@@ -117,9 +166,9 @@ func (f *Frame) Retain() { f.refs.Add(1) }
 func (f *Frame) Release() {
 	switch r := f.refs.Add(-1); {
 	case r == 0:
-		if cap(f.raw) == pooledSize {
+		if i := classOf(cap(f.raw)); i >= 0 && cap(f.raw) == classes[i] {
 			f.B, f.wire = nil, nil
-			framePool.Put(f)
+			pools[i].Put(f)
 		}
 	case r < 0:
 		panic("frame: Frame released more times than retained")

@@ -80,6 +80,7 @@ func (r *room) SendBytes(p game.Player, t game.MsgType, body []byte) error {
 		return errNotInRoom
 	}
 	f := frame.New()
+	f.Grow(2 + len(body))
 	f.B = append(protocol.AppendType(f.B, protocol.MsgType(t)), body...)
 	r.queue(pp, f.Seal())
 	f.Release()
@@ -101,6 +102,7 @@ func (r *room) BroadcastExcept(t game.MsgType, v any, skip game.Player) error {
 
 func (r *room) BroadcastBytes(t game.MsgType, body []byte) error {
 	f := frame.New()
+	f.Grow(2 + len(body))
 	f.B = append(protocol.AppendType(f.B, protocol.MsgType(t)), body...)
 	r.fanOut(f.Seal(), nil)
 	return nil
@@ -121,6 +123,7 @@ func (r *room) BroadcastStateBytes(body []byte) error {
 	if len(body) == 0 {
 		f.B = protocol.AppendNil(f.B)
 	} else {
+		f.Grow(len(body))
 		f.B = append(f.B, body...)
 	}
 	r.fanOut(f.Seal(), nil)

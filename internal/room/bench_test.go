@@ -8,6 +8,7 @@ import (
 
 	"github.com/gameserver/gameserver/game"
 	"github.com/gameserver/gameserver/internal/frame"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // sink is a Member that keeps nothing: it releases what it is sent, the
@@ -97,3 +98,52 @@ func benchmarkBroadcastValue(b *testing.B, n int) {
 
 func BenchmarkBroadcastValue8(b *testing.B)  { benchmarkBroadcastValue(b, 8) }
 func BenchmarkBroadcastValue64(b *testing.B) { benchmarkBroadcastValue(b, 64) }
+
+// bigState encodes itself without reflection, as game states should (see
+// docs/rooms.md): one entry per player.
+type bigState struct{ xs []float32 }
+
+func (s *bigState) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if err := enc.EncodeArrayLen(len(s.xs)); err != nil {
+		return err
+	}
+	for i, x := range s.xs {
+		if err := enc.EncodeArrayLen(3); err != nil {
+			return err
+		}
+		if err := enc.EncodeInt(int64(i)); err != nil {
+			return err
+		}
+		if err := enc.EncodeFloat32(x); err != nil {
+			return err
+		}
+		if err := enc.EncodeFloat32(-x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A state larger than the smallest frame buffer (64 players, ≈ 800 bytes)
+// is encoded into the room's reusable buffer and copied into a pooled
+// frame of the right size: still no allocation per tick.
+func BenchmarkBroadcastStateLarge64(b *testing.B) {
+	r, sinks := benchRoom(b, 64)
+	st := &bigState{xs: make([]float32, 64)}
+	for i := range st.xs {
+		st.xs[i] = float32(i) * 1.5
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r.tick++
+		if err := r.BroadcastState(st); err != nil {
+			b.Fatal(err)
+		}
+		r.flush()
+	}
+	b.StopTimer()
+	if got := sinks[0].bytes.Load(); got < int64(b.N)*700 {
+		b.Fatalf("%d bytes for %d states: the state is smaller than intended", got, b.N)
+	}
+}

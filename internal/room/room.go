@@ -703,14 +703,19 @@ func newEncoder(w *appendWriter) *msgpack.Encoder {
 	return enc
 }
 
-// encode appends v's msgpack encoding to f.B.
+// encode appends v's msgpack encoding to f.B. The encoder writes into the
+// room's reusable buffer, which keeps the capacity of the largest value
+// encoded so far; the bytes are then copied into f, grown to a pooled
+// buffer that fits. A state of any size is encoded without allocating.
 func (r *room) encode(f *frame.Frame, v any) error {
-	r.encW.b = f.B
-	err := r.enc.Encode(v)
-	f.B = r.encW.b
-	r.encW.b = nil
-	if err != nil {
+	r.encW.b = r.encW.b[:0]
+	if err := r.enc.Encode(v); err != nil {
 		return fmt.Errorf("encode %T: %w", v, err)
+	}
+	f.Grow(len(r.encW.b))
+	f.B = append(f.B, r.encW.b...)
+	if cap(r.encW.b) > 64<<10 {
+		r.encW.b = nil // a one-off huge value does not stay with the room
 	}
 	return nil
 }

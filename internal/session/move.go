@@ -105,6 +105,7 @@ func (h *Hub) Import(st State) (*Session, error) {
 	s.buf.maxMsgs, s.buf.maxBytes = max(h.cfg.ReplayMessages, len(st.Replay)), max(h.cfg.ReplayBytes, 1)
 	for i, b := range st.Replay {
 		f := frame.New()
+		f.Grow(len(b))
 		f.B = append(f.B, b...)
 		s.buf.push(st.FirstSeq+uint64(i), f.Seal())
 		f.Release()

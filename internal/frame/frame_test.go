@@ -1,0 +1,153 @@
+package frame
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+)
+
+func payload(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i * 7)
+	}
+	return b
+}
+
+// The header in front of the payload follows RFC 6455's three length
+// encodings, and the payload is intact whatever buffer it ended up in.
+func TestSealHeaders(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 200, 246, 247, 1000, 65535, 65536, 70000} {
+		p := payload(n)
+		for _, grow := range []bool{false, true} {
+			f := New()
+			if grow {
+				f.Grow(n)
+			}
+			f.B = append(f.B, p...)
+			w := f.Seal().Wire()
+			if w[0] != 0x82 {
+				t.Fatalf("n=%d: first byte %#x, want FIN|binary", n, w[0])
+			}
+			var hl, got int
+			switch {
+			case n <= 125:
+				hl, got = 2, int(w[1])
+			case n <= 0xFFFF:
+				hl, got = 4, int(binary.BigEndian.Uint16(w[2:4]))
+				if w[1] != 126 {
+					t.Fatalf("n=%d: length byte %d, want 126", n, w[1])
+				}
+			default:
+				hl, got = 10, int(binary.BigEndian.Uint64(w[2:10]))
+				if w[1] != 127 {
+					t.Fatalf("n=%d: length byte %d, want 127", n, w[1])
+				}
+			}
+			if got != n || len(w) != hl+n || !bytes.Equal(w[hl:], p) || f.Len() != len(w) {
+				t.Fatalf("n=%d grow=%v: header says %d, frame %d bytes, payload intact %v", n, grow, got, len(w), bytes.Equal(w[hl:], p))
+			}
+			f.Release()
+		}
+	}
+}
+
+// Grow moves the payload to the smallest class that fits, keeping what
+// was already appended, so the next appends do not reallocate.
+func TestGrowPicksClass(t *testing.T) {
+	f := New()
+	f.B = append(f.B, "head"...)
+	f.Grow(900)
+	if cap(f.raw) != 1<<10 {
+		t.Fatalf("after Grow(900) the buffer holds %d, want the 1 KiB class", cap(f.raw))
+	}
+	before := &f.raw[0]
+	f.B = append(f.B, payload(900)...)
+	if &f.raw[0] != before || &f.B[0] != &f.raw[Headroom] {
+		t.Fatal("appending what Grow made room for reallocated")
+	}
+	if string(f.B[:4]) != "head" {
+		t.Fatalf("payload start %q after Grow", f.B[:4])
+	}
+	f.Grow(10) // room enough already
+	if cap(f.raw) != 1<<10 {
+		t.Fatal("Grow with room to spare moved the payload")
+	}
+	f.Release()
+
+	g := New()
+	g.Grow(100 << 10) // past the largest class
+	if cap(g.raw) < Headroom+100<<10 {
+		t.Fatalf("huge Grow: %d bytes", cap(g.raw))
+	}
+	g.B = append(g.B, payload(100<<10)...)
+	g.Seal()
+	g.Release() // not pooled; must not panic
+}
+
+// A small frame never carries a large buffer: a frame released from a
+// large class goes back to that class, and New always starts small.
+func TestNewIsSmallAfterLargeRelease(t *testing.T) {
+	for i := 0; i < 100; i++ {
+		f := New()
+		f.Grow(10 << 10)
+		f.B = append(f.B, payload(10<<10)...)
+		f.Seal()
+		f.Release()
+	}
+	for i := 0; i < 100; i++ {
+		f := New()
+		if cap(f.raw) != classes[0] {
+			t.Fatalf("New returned a buffer of %d bytes", cap(f.raw))
+		}
+		defer f.Release()
+	}
+}
+
+// A payload that outgrew its buffer through plain append is moved behind
+// the headroom at Seal.
+func TestSealAfterAppendGrowth(t *testing.T) {
+	f := New()
+	p := payload(3000)
+	f.B = append(f.B, p...) // reallocates: B leaves raw
+	w := f.Seal().Wire()
+	if !bytes.Equal(w[4:], p) || cap(f.raw) != 4<<10 {
+		t.Fatalf("payload intact %v, buffer %d", bytes.Equal(w[4:], p), cap(f.raw))
+	}
+	f.Release()
+}
+
+func TestReferenceCounting(t *testing.T) {
+	f := New()
+	f.B = append(f.B, 1, 2, 3)
+	f.Seal()
+	f.Retain()
+	f.Release()
+	if f.refs.Load() != 1 {
+		t.Fatalf("refs %d, want 1", f.refs.Load())
+	}
+	f.Release()
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a release past zero did not panic")
+		}
+	}()
+	f.Release()
+}
+
+func TestNewAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	big := payload(2000)
+	allocs := testing.AllocsPerRun(1000, func() {
+		f := New()
+		f.Grow(len(big))
+		f.B = append(f.B, big...)
+		f.Seal()
+		f.Release()
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per large frame, want 0", allocs)
+	}
+}
