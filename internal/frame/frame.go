@@ -6,6 +6,7 @@ package frame
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -34,13 +35,21 @@ type Frame struct {
 	sealed bool
 }
 
-// Buffer size classes, headroom included. A frame starts in the smallest
-// class; Grow (or Seal, for a payload that outgrew its buffer) moves it to
-// the smallest class that fits, and Release returns it to the pool of its
-// class. Small messages therefore never pin a large buffer while they wait
-// in a replay buffer, and a room's large state reuses large buffers.
-// Payloads past the largest class are left to the garbage collector.
-var classes = [...]int{256, 1 << 10, 4 << 10, 16 << 10, 64<<10 + Headroom}
+// Buffer size classes, headroom included, at most a quarter apart (as the
+// Go allocator's own), so a message wastes little of its buffer: frames
+// are held in replay buffers for seconds, and a state of 270 bytes must
+// not hold 1 KiB. A frame starts in the smallest class; Grow (or Seal, for
+// a payload that outgrew its buffer) moves it to the smallest class that
+// fits, and Release returns it to the pool of its class. Small messages
+// therefore never pin a large buffer, and a room's large state reuses
+// large buffers. Payloads past the largest class are left to the garbage
+// collector.
+var classes = [...]int{
+	256, 320, 384, 448, 512, 640, 768, 896, 1 << 10,
+	1280, 1536, 1792, 2 << 10, 2560, 3 << 10, 3584, 4 << 10,
+	5 << 10, 6 << 10, 7 << 10, 8 << 10, 10 << 10, 12 << 10, 14 << 10, 16 << 10,
+	20 << 10, 24 << 10, 28 << 10, 32 << 10, 40 << 10, 48 << 10, 56 << 10, 64<<10 + Headroom,
+}
 
 // pools[i] holds frames whose buffer has capacity classes[i].
 var pools [len(classes)]sync.Pool
@@ -55,10 +64,8 @@ func init() {
 // classOf returns the index of the smallest class holding n bytes,
 // headroom included, or -1 past the largest.
 func classOf(n int) int {
-	for i, c := range classes {
-		if n <= c {
-			return i
-		}
+	if i, _ := slices.BinarySearch(classes[:], n); i < len(classes) {
+		return i
 	}
 	return -1
 }

@@ -111,7 +111,7 @@ func TestSealAfterAppendGrowth(t *testing.T) {
 	p := payload(3000)
 	f.B = append(f.B, p...) // reallocates: B leaves raw
 	w := f.Seal().Wire()
-	if !bytes.Equal(w[4:], p) || cap(f.raw) != 4<<10 {
+	if !bytes.Equal(w[4:], p) || cap(f.raw) != 3<<10 {
 		t.Fatalf("payload intact %v, buffer %d", bytes.Equal(w[4:], p), cap(f.raw))
 	}
 	f.Release()
@@ -150,4 +150,20 @@ func TestNewAllocatesNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per large frame, want 0", allocs)
 	}
+}
+
+// Classes rise by at most a quarter, so no message wastes more than a
+// fifth of its buffer.
+func TestClassesAreClose(t *testing.T) {
+	for i := 1; i < len(classes); i++ {
+		if classes[i] <= classes[i-1] || classes[i] > classes[i-1]+classes[i-1]/4+Headroom {
+			t.Fatalf("class %d (%d) after %d", i, classes[i], classes[i-1])
+		}
+	}
+	f := New()
+	f.Grow(270) // an 8-player arena STATE
+	if cap(f.raw) != 320 {
+		t.Fatalf("a 270-byte payload took a %d-byte buffer", cap(f.raw))
+	}
+	f.Release()
 }
