@@ -290,8 +290,9 @@ type RoomConfig struct {
 	// server's resume window (Config.ResumeWindow, 30 s by default).
 	ResumeWindow time.Duration
 	// InboxSize bounds the room's queue of pending messages and joins;
-	// when full, further messages are refused with 503. It is allocated
-	// with the room (48 bytes an entry). Zero means 256.
+	// when full, further messages are refused with 503. The queue grows
+	// as messages arrive (48 bytes an entry) and shrinks when the room
+	// has taken them. Zero means 256.
 	InboxSize int
 }
 
