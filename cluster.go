@@ -880,14 +880,18 @@ func (o clusterObserver) RoomCreated(r room.RoomInfo) {
 	}()
 }
 func (o clusterObserver) RoomDisposed(r room.RoomInfo, reason string) {
+	if reason == "moved" {
+		// A drain moved the room (moveRoom): it releases the lease itself,
+		// synchronously, before asking the target to take the room. A
+		// release here would race with the target's acquire.
+		return
+	}
 	o.c.mu.Lock()
 	l, ok := o.c.leases[r.ID]
 	delete(o.c.leases, r.ID)
 	o.c.mu.Unlock()
 	go func() {
-		if reason != "moved" {
-			_ = o.c.dir.DeleteSnapshot(context.Background(), r.ID) // the room is over
-		}
+		_ = o.c.dir.DeleteSnapshot(context.Background(), r.ID) // the room is over
 		if ok {
 			_ = o.c.dir.Release(context.Background(), l)
 		}
