@@ -282,3 +282,74 @@ func TestDrainKeepsRoomsThatCannotMove(t *testing.T) {
 		t.Fatalf("close %d", code)
 	}
 }
+
+// A room whose move fails (the target cannot restore it: here it has no
+// such room type) stays on the draining node, and its players, frozen for
+// the move, take their seats again and keep playing there until the drain
+// deadline instead of hearing nothing.
+func TestDrainFailedMoveKeepsPlayersPlaying(t *testing.T) {
+	redis := redistest.StartServer(t)
+	n1 := startNode(t, redis.URL(), "f1", gameserver.Config{})
+	startNode(t, redis.URL(), "f2", gameserver.Config{})
+	if err := n1.srv.Register("arena-here", arena.New, arena.Config); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // both registered
+	r := newResumer(t, n1.addr, "")
+	r.send(&protocol.Join{ReqID: 1, Mode: protocol.JoinCreate, Kind: "arena-here"})
+	a := &arenaBot{resumer: r}
+	for a.playerID == "" {
+		tp, body, err := r.read(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tp == protocol.TypeJoined {
+			var j protocol.Joined
+			_ = j.Decode(body)
+			a.playerID, a.roomID = j.PlayerID, j.RoomID
+		}
+	}
+	a.input()
+	a.readStates(t, 5)
+	start := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		_ = n1.srv.Shutdown(ctx)
+	}()
+	// The move fails at once (f2 refuses the room); the room is restored on
+	// f1 with a's seat held, and a is reseated. Inputs sent from then on
+	// are applied, and states keep coming, before the deadline's MOVE.
+	time.Sleep(500 * time.Millisecond)
+	want := a.seq + 3
+	for i := 0; i < 3; i++ {
+		a.input()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for a.applied < want {
+		tp, body, err := a.next(2 * time.Second)
+		if err != nil {
+			t.Fatalf("%v after the drain began: no state (applied %d, want %d)", time.Since(start), a.applied, want)
+		}
+		if tp == protocol.TypeMove || tp == protocol.TypeLeft {
+			t.Fatalf("%s %v after the drain began, before the inputs were applied (applied %d, want %d)", tp, time.Since(start), a.applied, want)
+		}
+		if tp == protocol.TypeState {
+			var st protocol.State
+			_ = st.Decode(body)
+			var as protocol.ArenaState
+			_ = as.Decode(st.Body)
+			for _, p := range as.Players {
+				if string(p.ID) == a.playerID && p.LastSeq > a.applied {
+					a.applied = p.LastSeq
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inputs not applied after the failed move: applied %d, want %d", a.applied, want)
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("played again only after %v", d)
+	}
+}

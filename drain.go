@@ -143,19 +143,40 @@ func (c *clusterNode) moveRoom(ctx context.Context, id, target string) (err erro
 	}()
 	// Freeze the room's local players first: what they send from now on
 	// is re-sent after their resume, never applied twice.
+	type local struct {
+		sess   *session.Session
+		player string
+	}
+	var frozen []local
 	if d, err := s.rooms.Room(ctx, id); err == nil {
 		for _, p := range d.PlayerList {
 			if sess := s.hub.Get(p.SessionID); sess != nil {
 				sess.Freeze()
+				frozen = append(frozen, local{sess, p.ID})
 			}
+		}
+	}
+	// keepHere gives a room that could not move back to its local
+	// players, restored here (every seat held) when restored: they take
+	// their seats again and are heard again, and play on here until the
+	// room ends or the drain deadline, as in a room that cannot move.
+	keepHere := func(restored bool) {
+		for _, l := range frozen {
+			if restored {
+				l.sess.SetData(nil)
+				s.rooms.Reseat(l.sess, id, l.player)
+			}
+			l.sess.Thaw()
 		}
 	}
 	env, err := s.rooms.Snapshot(ctx, id, true)
 	if err != nil {
+		keepHere(false)
 		return err
 	}
 	if err := c.dir.SaveSnapshot(ctx, id, env, 10*time.Minute); err != nil {
-		_, _ = s.rooms.Restore(ctx, env) // keep it running here
+		_, rerr := s.rooms.Restore(ctx, env) // keep it running here
+		keepHere(rerr == nil)
 		return err
 	}
 	c.mu.Lock()
@@ -167,9 +188,11 @@ func (c *clusterNode) moveRoom(ctx context.Context, id, target string) (err erro
 	}
 	if err := c.requestRestore(ctx, target, id); err != nil {
 		// Nobody took it: it runs here until the deadline.
-		if _, rerr := s.rooms.Restore(ctx, env); rerr == nil {
+		_, rerr := s.rooms.Restore(ctx, env)
+		if rerr == nil {
 			c.acquire(ctx, id)
 		}
+		keepHere(rerr == nil)
 		return err
 	}
 	// Players of other nodes in the room: their nodes reseat them there.
@@ -250,6 +273,12 @@ func (c *clusterNode) serveRestore(l *cluster.Link, req uint32, id string) {
 	c.leases[id] = lease
 	c.mu.Unlock()
 	if _, err := c.s.rooms.Restore(ctx, env); err != nil {
+		// Give the lease back before answering: the room stays with the
+		// node that asked, which takes the lease again.
+		c.mu.Lock()
+		delete(c.leases, id)
+		c.mu.Unlock()
+		_ = c.dir.Release(ctx, lease)
 		reply(err)
 		return
 	}

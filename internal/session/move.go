@@ -38,6 +38,11 @@ func (s *Session) Freeze() {
 	s.msgMu.Unlock()
 }
 
+// Thaw undoes Freeze when the move did not happen: the session handles its
+// client's messages again. Messages that arrived while it was frozen were
+// dropped.
+func (s *Session) Thaw() { s.frozen.Store(false) }
+
 // Export captures a frozen session for a move. The session keeps running
 // until Retire.
 func (h *Hub) Export(s *Session, seat []byte) State {
