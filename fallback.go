@@ -155,7 +155,7 @@ func (fb *fallback) open(w http.ResponseWriter, r *http.Request) {
 	s.sseStats.Accepted.Add(1)
 	c.Hold()
 	pending := s.hub.Open(c)
-	s.hub.Message(pending, body)
+	s.hub.Message(pending, nil, body)
 	frames := c.Drain()
 	reply := openReply{Messages: make([]string, len(frames))}
 	var errMsg *protocol.ErrorMsg
@@ -415,7 +415,7 @@ func (fb *fallback) send(w http.ResponseWriter, r *http.Request) {
 		}
 		fb.srv.sseStats.MessagesIn.Add(1)
 		fb.srv.sseStats.BytesIn.Add(uint64(len(m)))
-		fb.srv.hub.Message(sess, m)
+		fb.srv.hub.Message(sess, nil, m)
 		e.postSeq = seq
 	}
 	e.cond.Broadcast()

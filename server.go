@@ -457,7 +457,7 @@ type wsHandler struct{ hub *session.Hub }
 func (h wsHandler) OnOpen(c *transport.Conn) { h.hub.Open(c) }
 
 func (h wsHandler) OnMessage(c *transport.Conn, msg []byte) {
-	h.hub.Message(c.Data().(*session.Session), msg)
+	h.hub.Message(c.Data().(*session.Session), c, msg)
 }
 
 func (h wsHandler) OnClose(c *transport.Conn, info transport.CloseInfo) {

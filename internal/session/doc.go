@@ -9,6 +9,9 @@
 // satisfy too; sessions know nothing about frames or sockets.
 //
 // Concurrency: Hub.Message for one session is called by one goroutine at a
-// time (the transport guarantees it); the heartbeat sweeper runs on its own
-// goroutine and only touches atomic fields and the Conn.
+// time per connection (the transport guarantees it) and serialized by the
+// session's msgMu across connections: a resume takes it while it moves the
+// session to its new connection, and messages still arriving from the old
+// one are dropped (the client sends them again). The heartbeat sweeper
+// runs on its own goroutine and only touches atomic fields and the Conn.
 package session

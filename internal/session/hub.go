@@ -306,12 +306,20 @@ func sequenced(t protocol.MsgType) bool {
 	return true
 }
 
-// Message handles one inbound message of s.
-func (h *Hub) Message(s *Session, msg []byte) {
+// Message handles one inbound message of s that arrived on connection c.
+// A message from a connection the session has left (a resume moved it to
+// a newer one while the message was on its way) is dropped: RESUMED told
+// the client which messages were counted, and the client sends the rest
+// again on the new connection. c is nil for transports that order and
+// deduplicate messages themselves (the HTTP fallback's POSTs).
+func (h *Hub) Message(s *Session, c Conn, msg []byte) {
 	s.msgMu.Lock()
 	defer s.msgMu.Unlock()
 	st := s.state.Load()
 	if st == stateClosed || st == stateDetached || s.frozen.Load() {
+		return
+	}
+	if c != nil && !s.attachedTo(c) {
 		return
 	}
 	t, body, err := protocol.Split(msg)
@@ -579,6 +587,13 @@ func (h *Hub) failResume(p *Session, e *protocol.Error) {
 // attach gives s the connection of p: RESUMED, then every held message
 // after lastSeq, then live traffic, and tells the room the player is back.
 func (h *Hub) attach(p, s *Session, lastSeq uint64) *protocol.Error {
+	// Hold s's messages while the connection changes hands: one from the
+	// old connection is either counted in RESUMED's clientSeq or, arriving
+	// later, dropped (Message checks the connection) and sent again by the
+	// client. Lock order: a pending session's msgMu (held by our caller),
+	// then the resumed session's msgMu, then its mu.
+	s.msgMu.Lock()
+	defer s.msgMu.Unlock()
 	s.mu.Lock()
 	st := s.state.Load()
 	switch {

@@ -101,6 +101,13 @@ type Session struct {
 	data atomic.Pointer[any]
 }
 
+// attachedTo reports whether c is the session's connection.
+func (s *Session) attachedTo(c Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn == c
+}
+
 // ID is the session id sent in WELCOME (empty before HELLO).
 func (s *Session) ID() string { return s.id }
 
