@@ -374,7 +374,9 @@ func TestArenaSSESmoke(t *testing.T) {
 func TestSSEScenarios(t *testing.T) {
 	t.Run("idle", func(t *testing.T) {
 		srv, url := startServer(t)
-		rep := driveArgs(t, "--transport=sse", "--scenario=idle", "--join=false", "--bots=15", "--duration=1s", "--url="+url)
+		// Long enough for every bot's first PING to come back even on a
+		// loaded machine: a round trip is only counted inside the window.
+		rep := driveArgs(t, "--transport=sse", "--scenario=idle", "--join=false", "--bots=15", "--duration=3s", "--url="+url)
 		checkClean(t, rep, 15)
 		if rep.Latency[histRTT].Count == 0 {
 			t.Error("no ping round trip measured")
