@@ -148,25 +148,11 @@ func (p *poller) closeAll() {
 // readable reads once from a bot's socket and handles every complete
 // frame. Called with p.hs.mu held.
 func (p *poller) readable(b *bot) {
-	fd := int(b.fd.Load())
-	if fd < 0 {
-		return // closed earlier in this batch
-	}
-	n, err := readFD(fd, p.rbuf)
-	if err != nil {
-		if errors.Is(err, unix.EAGAIN) {
-			return
-		}
-		p.closeBot(b, "read_"+errnoName(err))
-		return
-	}
-	if n == 0 {
-		p.closeBot(b, "eof")
+	data := p.readOnce(b, int(b.fd.Load()), "")
+	if data == nil {
 		return
 	}
 	now := time.Now().UnixNano()
-	p.c.add(cBytesIn, uint64(n))
-	data := p.rbuf[:n]
 	buffered := len(b.in) > 0
 	if buffered {
 		b.in = append(b.in, data...)
@@ -653,4 +639,27 @@ func errnoName(err error) string {
 		return fmt.Sprintf("errno_%d", int(errno))
 	}
 	return "error"
+}
+
+// readOnce reads what fd holds into the poller's buffer. It returns nil
+// when there is nothing to handle: the descriptor was closed earlier in
+// this batch, the read would block, or the connection ended (the bot is
+// then closed, its reason prefixed with what, e.g. "post_").
+func (p *poller) readOnce(b *bot, fd int, what string) []byte {
+	if fd < 0 {
+		return nil
+	}
+	n, err := readFD(fd, p.rbuf)
+	if err != nil {
+		if !errors.Is(err, unix.EAGAIN) {
+			p.closeBot(b, what+"read_"+errnoName(err))
+		}
+		return nil
+	}
+	if n == 0 {
+		p.closeBot(b, what+"eof")
+		return nil
+	}
+	p.c.add(cBytesIn, uint64(n))
+	return p.rbuf[:n]
 }

@@ -485,24 +485,9 @@ func (b *bot) sseRetry(now int64, sc *[]byte, c *counters) {
 // streamReadable reads once from a bot's event stream. Called with
 // p.hs.mu held.
 func (p *poller) streamReadable(b *bot) {
-	fd := int(b.sse.sfd.Load())
-	if fd < 0 {
-		return
+	if data := p.readOnce(b, int(b.sse.sfd.Load()), ""); data != nil {
+		p.streamData(b, data, time.Now().UnixNano())
 	}
-	n, err := readFD(fd, p.rbuf)
-	if err != nil {
-		if errors.Is(err, unix.EAGAIN) {
-			return
-		}
-		p.closeBot(b, "read_"+errnoName(err))
-		return
-	}
-	if n == 0 {
-		p.closeBot(b, "eof")
-		return
-	}
-	p.c.add(cBytesIn, uint64(n))
-	p.streamData(b, p.rbuf[:n], time.Now().UnixNano())
 }
 
 // streamData handles raw bytes of a bot's stream: it removes the chunked
@@ -729,25 +714,11 @@ func (p *poller) streamClosed(b *bot, code uint16) {
 // postReadable reads once from a bot's POST connection and handles every
 // complete response. Called with p.hs.mu held.
 func (p *poller) postReadable(b *bot) {
-	fd := int(b.fd.Load())
-	if fd < 0 {
+	data := p.readOnce(b, int(b.fd.Load()), "post_")
+	if data == nil {
 		return
 	}
-	n, err := readFD(fd, p.rbuf)
-	if err != nil {
-		if errors.Is(err, unix.EAGAIN) {
-			return
-		}
-		p.closeBot(b, "post_read_"+errnoName(err))
-		return
-	}
-	if n == 0 {
-		p.closeBot(b, "post_eof")
-		return
-	}
-	p.c.add(cBytesIn, uint64(n))
 	s := b.sse
-	data := p.rbuf[:n]
 	buffered := len(s.rin) > 0
 	if buffered {
 		s.rin = append(s.rin, data...)

@@ -60,7 +60,7 @@ func (m *Manager) placeLocked() *shard {
 	return best
 }
 
-// ready queues r for a turn. The caller set r.queued.
+// readyRoom queues r for a turn. The caller set r.queued.
 func (s *shard) readyRoom(r *room) {
 	s.mu.Lock()
 	s.ready = append(s.ready, r)

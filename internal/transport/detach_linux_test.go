@@ -124,25 +124,13 @@ func TestBufferedBytesAfterRequest(t *testing.T) {
 	}
 	defer c.Close()
 	var req bytes.Buffer
-	req.WriteString("GET /ws HTTP/1.1\r\nHost: " + hs.Listener.Addr().String() + "\r\n")
-	for k, v := range upgradeHeaders() {
-		req.WriteString(k + ": " + v + "\r\n")
-	}
-	req.WriteString("\r\n")
+	req.WriteString(upgradeRequest("/ws", hs.Listener.Addr().String()))
 	req.Write(rawFrame(true, 0, 0x2, []byte("first"), true))
 	req.Write(rawFrame(true, 0, 0x2, []byte("second"), true))
 	if _, err := c.Write(req.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
+	br := read101(t, c)
 	for _, want := range []string{"first", "second"} {
 		f, err := ws.ReadFrame(br)
 		if err != nil {
@@ -333,25 +321,11 @@ func TestDupEMFILERefused(t *testing.T) {
 		fillers = append(fillers, fd)
 	}
 
-	var req bytes.Buffer
-	req.WriteString("GET /ws HTTP/1.1\r\nHost: x\r\n")
-	for k, v := range upgradeHeaders() {
-		req.WriteString(k + ": " + v + "\r\n")
-	}
-	req.WriteString("\r\n")
-	if _, err := c.Write(req.Bytes()); err != nil {
+	if _, err := io.WriteString(c, upgradeRequest("/ws", "x")); err != nil {
 		t.Fatal(err)
 	}
 	// The 101 is out before the duplicate is tried; then the socket closes.
-	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
+	br := read101(t, c)
 	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("refused connection: read %d, %v; want EOF", n, err)
 	}

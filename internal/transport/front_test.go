@@ -113,6 +113,22 @@ func (e *frontEnv) roundTrip(t *testing.T, raw string) *http.Response {
 	return resp
 }
 
+// read101 reads the upgrade's response from c and checks it is 101; the
+// reader returned holds what follows it.
+func read101(t *testing.T, c net.Conn) *bufio.Reader {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	return br
+}
+
 func upgradeRequest(target, host string, extra ...string) string {
 	var b strings.Builder
 	b.WriteString("GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n")
@@ -420,15 +436,7 @@ func TestFrontPipelinedFrames(t *testing.T) {
 			if _, err := c.Write(req.Bytes()); err != nil {
 				t.Fatal(err)
 			}
-			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-			br := bufio.NewReader(c)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode != http.StatusSwitchingProtocols {
-				t.Fatalf("status %d", resp.StatusCode)
-			}
+			br := read101(t, c)
 			for _, w := range want {
 				f, err := ws.ReadFrame(br)
 				if err != nil {
