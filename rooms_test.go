@@ -466,7 +466,7 @@ func TestChat(t *testing.T) {
 	if len(said) != 3 || said[1] != "alice" || said[2] != "hello" || said[0] != ja.PlayerID {
 		t.Fatalf("said %v", said)
 	}
-	b.join(protocol.JoinOrCreate, "chat", "", opts(t, "name", "bob"))
+	jb := b.join(protocol.JoinOrCreate, "chat", "", opts(t, "name", "bob"))
 	var history [][]string
 	_ = msgpack.Unmarshal(b.expectSkipping(protocol.MsgType(chat.MsgHistory)), &history)
 	if len(history) != 1 || history[0][2] != "hello" {
@@ -477,10 +477,22 @@ func TestChat(t *testing.T) {
 	if len(roster) != 2 || roster[0][1] != "alice" || roster[1][1] != "bob" {
 		t.Fatalf("roster %v", roster)
 	}
+	// The members before bob hear of him, not the whole roster again.
+	var joined []string
+	_ = msgpack.Unmarshal(a.expectSkipping(protocol.MsgType(chat.MsgJoined)), &joined)
+	if len(joined) != 2 || joined[0] != jb.PlayerID || joined[1] != "bob" {
+		t.Fatalf("joined %v, want [%s bob]", joined, jb.PlayerID)
+	}
 	b.sendGame(chat.MsgSay, []any{""})
 	b.expectError(protocol.CodeBadRequest)
 	b.sendGame(chat.MsgSay, "not an array")
 	b.expectError(protocol.CodeBadRequest)
+	b.send(&protocol.Leave{ReqID: 9})
+	var left []string
+	_ = msgpack.Unmarshal(a.expectSkipping(protocol.MsgType(chat.MsgLeft)), &left)
+	if len(left) != 1 || left[0] != jb.PlayerID {
+		t.Fatalf("left %v, want [%s]", left, jb.PlayerID)
+	}
 }
 
 func TestTickOverrunCounted(t *testing.T) {

@@ -3,10 +3,16 @@
 //
 //   - Say (client → server, 0x1100): [text str], 1 to 500 bytes.
 //   - Said (server → all, 0x1101): [playerID str, name str, text str].
-//   - Roster (server → all, 0x1102): [[playerID str, name str], ...], sent
-//     whenever someone joins or leaves.
+//   - Roster (server → one, 0x1102): [[playerID str, name str], ...], the
+//     members (the joiner last), sent to a player who joins.
 //   - History (server → one, 0x1103): [[playerID, name, text], ...], the
 //     last 50 messages, sent to a player who joins.
+//   - Joined (server → the others, 0x1104): [playerID str, name str], a
+//     member who joined after them.
+//   - Left (server → the others, 0x1105): [playerID str], a member who left.
+//
+// A member keeps the roster it was sent up to date from Joined and Left, so
+// a join costs one small message per member rather than the whole list.
 //
 // Join options: {"name": "alice"} (1 to 32 bytes; default "guest-" and the
 // player id).
@@ -26,6 +32,8 @@ const (
 	MsgSaid    game.MsgType = 0x1101
 	MsgRoster  game.MsgType = 0x1102
 	MsgHistory game.MsgType = 0x1103
+	MsgJoined  game.MsgType = 0x1104
+	MsgLeft    game.MsgType = 0x1105
 )
 
 // Config is the chat room type's configuration: a slow tick, many seats.
@@ -67,7 +75,8 @@ func (c *Chat) OnCreate(r game.Room, _ game.Options) error {
 	return nil
 }
 
-// OnJoin checks the name, sends the history and the new roster.
+// OnJoin checks the name, sends the joiner the history and the roster, and
+// tells the others.
 func (c *Chat) OnJoin(r game.Room, p game.Player, req game.JoinRequest) error {
 	name := strings.TrimSpace(req.Options.String("name", ""))
 	if name == "" {
@@ -80,7 +89,17 @@ func (c *Chat) OnJoin(r game.Room, p game.Player, req game.JoinRequest) error {
 	if err := r.Send(p, MsgHistory, c.history); err != nil {
 		return err
 	}
-	return c.roster(r, p)
+	// p is not seated while OnJoin runs: Players and Broadcast leave it out.
+	players := r.Players()
+	list := make([]member, 0, len(players)+1)
+	for _, o := range players {
+		list = append(list, member{PlayerID: o.ID(), Name: o.Data().(string)})
+	}
+	list = append(list, member{PlayerID: p.ID(), Name: name})
+	if err := r.Send(p, MsgRoster, list); err != nil {
+		return err
+	}
+	return r.Broadcast(MsgJoined, member{PlayerID: p.ID(), Name: name})
 }
 
 func (c *Chat) say(r game.Room, p game.Player, s Say) error {
@@ -96,24 +115,7 @@ func (c *Chat) say(r game.Room, p game.Player, s Say) error {
 	return r.Broadcast(MsgSaid, l)
 }
 
-// OnLeave sends the roster without the player.
+// OnLeave tells the others.
 func (c *Chat) OnLeave(r game.Room, p game.Player, _ game.LeaveReason) {
-	_ = c.roster(r, nil)
-}
-
-// roster sends everyone the member list; joining, if not nil, is a player
-// whose OnJoin is running (not seated yet, so not reached by Broadcast).
-func (c *Chat) roster(r game.Room, joining game.Player) error {
-	players := r.Players()
-	list := make([]member, 0, len(players)+1)
-	for _, p := range players {
-		list = append(list, member{PlayerID: p.ID(), Name: p.Data().(string)})
-	}
-	if joining != nil {
-		list = append(list, member{PlayerID: joining.ID(), Name: joining.Data().(string)})
-		if err := r.Send(joining, MsgRoster, list); err != nil {
-			return err
-		}
-	}
-	return r.Broadcast(MsgRoster, list)
+	_ = r.Broadcast(MsgLeft, []string{p.ID()})
 }
