@@ -38,13 +38,15 @@ type Frame struct {
 // Buffer size classes, headroom included, at most a quarter apart (as the
 // Go allocator's own), so a message wastes little of its buffer: frames
 // are held in replay buffers for seconds, and a state of 270 bytes must
-// not hold 1 KiB. A frame starts in the smallest class; Grow (or Seal, for
-// a payload that outgrew its buffer) moves it to the smallest class that
-// fits, and Release returns it to the pool of its class. Small messages
-// therefore never pin a large buffer, and a room's large state reuses
-// large buffers. Payloads past the largest class are left to the garbage
-// collector.
+// not hold 1 KiB, nor a 20-byte PRESENCE 256 bytes. New starts a frame in
+// the 256-byte class (room for any system message); Grow moves it to the
+// smallest class that fits what it must hold, Seal to the smallest class
+// that fits the payload, and Release returns it to the pool of its class.
+// Small messages therefore never pin a large buffer, and a room's large
+// state reuses large buffers. Payloads past the largest class are left to
+// the garbage collector.
 var classes = [...]int{
+	64, 80, 96, 112, 128, 160, 192, 224,
 	256, 320, 384, 448, 512, 640, 768, 896, 1 << 10,
 	1280, 1536, 1792, 2 << 10, 2560, 3 << 10, 3584, 4 << 10,
 	5 << 10, 6 << 10, 7 << 10, 8 << 10, 10 << 10, 12 << 10, 14 << 10, 16 << 10,
@@ -53,6 +55,9 @@ var classes = [...]int{
 
 // pools[i] holds frames whose buffer has capacity classes[i].
 var pools [len(classes)]sync.Pool
+
+// startClass is the class New takes a buffer from.
+const startClass = 8 // 256 bytes
 
 func init() {
 	for i := range pools {
@@ -72,7 +77,7 @@ func classOf(n int) int {
 
 // New returns an empty frame holding one reference.
 func New() *Frame {
-	f := pools[0].Get().(*Frame)
+	f := pools[startClass].Get().(*Frame)
 	f.reset()
 	return f
 }
@@ -131,10 +136,17 @@ func (f *Frame) Seal() *Frame { return f.SealOp(OpBinary) }
 // SealOp is Seal with another opcode (control frames).
 func (f *Frame) SealOp(op byte) *Frame {
 	n := len(f.B)
-	if n > 0 && (cap(f.raw) < Headroom+n || &f.raw[Headroom : Headroom+1][0] != &f.B[0]) {
+	switch {
+	case n > 0 && (cap(f.raw) < Headroom+n || &f.raw[Headroom : Headroom+1][0] != &f.B[0]):
 		// B outgrew its buffer and was reallocated by append: move it
 		// behind the headroom of a pooled buffer that fits.
 		f.moveTo(Headroom+n, f.B)
+	case cap(f.raw) > classes[0]:
+		// A payload much smaller than its buffer moves to the class that
+		// fits it, since a sealed frame may be held for seconds.
+		if k := classOf(Headroom + n); k >= 0 && classes[k] < cap(f.raw) {
+			f.moveTo(classes[k], f.B)
+		}
 	}
 	f.raw = f.raw[:Headroom+n]
 	var hs int

@@ -97,10 +97,25 @@ func TestNewIsSmallAfterLargeRelease(t *testing.T) {
 	}
 	for i := 0; i < 100; i++ {
 		f := New()
-		if cap(f.raw) != classes[0] {
+		if cap(f.raw) != classes[startClass] {
 			t.Fatalf("New returned a buffer of %d bytes", cap(f.raw))
 		}
 		defer f.Release()
+	}
+}
+
+// Seal moves a payload to the smallest class that fits it: a PRESENCE or
+// a PING held for seconds in a replay buffer takes 64 bytes, not 256.
+func TestSealFitsSmallPayloads(t *testing.T) {
+	for _, c := range []struct{ n, class int }{{0, 64}, {20, 64}, {54, 64}, {55, 80}, {100, 112}, {200, 224}, {246, 256}, {270, 320}} {
+		f := New()
+		p := payload(c.n)
+		f.B = append(f.B, p...)
+		w := f.Seal().Wire()
+		if cap(f.raw) != c.class || !bytes.Equal(w[len(w)-c.n:], p) || f.Len() != len(w) {
+			t.Fatalf("%d-byte payload: %d-byte buffer (want %d), payload intact %v", c.n, cap(f.raw), c.class, bytes.Equal(w[len(w)-c.n:], p))
+		}
+		f.Release()
 	}
 }
 
@@ -139,16 +154,18 @@ func TestNewAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items")
 	}
-	big := payload(2000)
-	allocs := testing.AllocsPerRun(1000, func() {
-		f := New()
-		f.Grow(len(big))
-		f.B = append(f.B, big...)
-		f.Seal()
-		f.Release()
-	})
-	if allocs != 0 {
-		t.Fatalf("%.1f allocations per large frame, want 0", allocs)
+	for _, n := range []int{20, 2000} {
+		p := payload(n)
+		allocs := testing.AllocsPerRun(1000, func() {
+			f := New()
+			f.Grow(len(p))
+			f.B = append(f.B, p...)
+			f.Seal()
+			f.Release()
+		})
+		if allocs != 0 {
+			t.Fatalf("%.1f allocations per %d-byte frame, want 0", allocs, n)
+		}
 	}
 }
 
