@@ -149,7 +149,7 @@ func (o *options) validate() error {
 	if c.ResumeWindow < 0 {
 		errs = append(errs, errors.New("--resume-window must not be negative"))
 	}
-	if c.RateLimit <= 0 || c.RateBurst < 1 {
+	if !(c.RateLimit > 0) || c.RateBurst < 1 { // NaN too
 		errs = append(errs, errors.New("--rate-limit and --rate-burst must be positive"))
 	}
 	switch o.logFormat {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -426,6 +427,7 @@ func TestConfigErrors(t *testing.T) {
 		"bad origin":       {AllowedOrigins: []string{"not a url"}},
 		"tiny ping":        {PingInterval: time.Microsecond},
 		"negative rate":    {RateLimit: -1},
+		"NaN rate":         {RateLimit: math.NaN()},
 	} {
 		if _, err := gameserver.New(cfg); err == nil {
 			t.Errorf("%s: no error", name)

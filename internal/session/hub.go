@@ -100,7 +100,8 @@ func (c *Config) setDefaults() error {
 		return errors.New("session: ping interval, ping timeout and hello timeout must be at least 10ms")
 	case c.ResumeWindow < 0:
 		return errors.New("session: negative resume window")
-	case c.RateLimit < 0 || c.RateBurst < 1 || c.MaxRejected < 1 || c.MaxBadMessages < 1:
+	case !(c.RateLimit >= 0) || c.RateBurst < 1 || // !(>=) also refuses NaN
+		c.MaxRejected < 1 || c.MaxBadMessages < 1:
 		return errors.New("session: rate limit, burst, max rejected and max bad messages must be positive")
 	case c.ReplayMessages < 1 || c.ReplayBytes < 1 || c.MaxResumesPerMinute < 1:
 		return errors.New("session: replay bounds and resume rate must be positive")
@@ -136,6 +137,8 @@ type Hub struct {
 	log    *zap.Logger
 	stats  Stats
 
+	msgInterval int64 // nanoseconds per message of the rate limit
+
 	mu       sync.Mutex
 	sessions map[*Session]struct{} // every session, for the sweeper
 	byID     map[string]*Session   // sessions past WELCOME, for resumes
@@ -160,6 +163,8 @@ func NewHub(cfg Config, router Router) (*Hub, error) {
 		sessions: make(map[*Session]struct{}),
 		byID:     make(map[string]*Session),
 		done:     make(chan struct{}),
+
+		msgInterval: int64(float64(time.Second) / cfg.RateLimit),
 	}
 	h.wg.Add(1)
 	go h.sweep()
@@ -214,10 +219,9 @@ func (h *Hub) Stop() {
 // RESUME.
 func (h *Hub) Open(c Conn) *Session {
 	s := &Session{
-		hub:     h,
-		conn:    c,
-		opened:  time.Now().UnixNano(),
-		limiter: rate.NewLimiter(rate.Limit(h.cfg.RateLimit), h.cfg.RateBurst),
+		hub:    h,
+		conn:   c,
+		opened: time.Now().UnixNano(),
 	}
 	s.buf.maxMsgs, s.buf.maxBytes = h.cfg.ReplayMessages, h.cfg.ReplayBytes
 	h.mu.Lock()
@@ -330,7 +334,7 @@ func (h *Hub) Message(s *Session, c Conn, msg []byte) {
 	if st == stateActive && sequenced(t) {
 		s.inSeq.Add(1)
 	}
-	if !s.limiter.Allow() {
+	if !s.budget.allow(time.Now().UnixNano(), h.msgInterval, h.cfg.RateBurst) {
 		h.stats.RateLimited.Add(1)
 		s.rejectedInRow++
 		if s.rejectedInRow >= h.cfg.MaxRejected {

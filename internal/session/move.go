@@ -7,7 +7,6 @@ import (
 	"github.com/gameserver/gameserver/internal/frame"
 	"github.com/gameserver/gameserver/internal/protocol"
 	"github.com/vmihailenco/msgpack/v5"
-	"golang.org/x/time/rate"
 )
 
 // State is a session in transit between nodes (a drain moves its sessions
@@ -101,9 +100,8 @@ func (h *Hub) Import(st State) (*Session, error) {
 	}
 	s := &Session{
 		hub: h, id: st.ID, token: st.Token, userID: st.UserID, claims: st.Claims,
-		opened:  time.Now().UnixNano(),
-		limiter: rate.NewLimiter(rate.Limit(h.cfg.RateLimit), h.cfg.RateBurst),
-		outSeq:  st.OutSeq,
+		opened: time.Now().UnixNano(),
+		outSeq: st.OutSeq,
 	}
 	s.expires.Store(st.Expires)
 	s.inSeq.Store(st.InSeq)

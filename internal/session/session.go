@@ -8,9 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/gameserver/gameserver/internal/frame"
 	"github.com/gameserver/gameserver/internal/protocol"
-	"golang.org/x/time/rate"
 )
 
 // Conn is what a session needs from its transport. Send and Flush never
@@ -68,7 +69,7 @@ type Session struct {
 	token   string // resume token
 	opened  int64  // Unix nanoseconds
 	state   atomic.Uint32
-	limiter *rate.Limiter
+	budget  budget // messages the client may send (msgMu)
 	userID  string
 	claims  map[string]any
 	expires atomic.Int64 // Unix nanoseconds; 0 = never
