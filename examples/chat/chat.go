@@ -23,6 +23,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/vmihailenco/msgpack/v5"
+
 	"github.com/gameserver/gameserver/game"
 )
 
@@ -90,16 +92,36 @@ func (c *Chat) OnJoin(r game.Room, p game.Player, req game.JoinRequest) error {
 		return err
 	}
 	// p is not seated while OnJoin runs: Players and Broadcast leave it out.
-	players := r.Players()
-	list := make([]member, 0, len(players)+1)
-	for _, o := range players {
-		list = append(list, member{PlayerID: o.ID(), Name: o.Data().(string)})
-	}
-	list = append(list, member{PlayerID: p.ID(), Name: name})
-	if err := r.Send(p, MsgRoster, list); err != nil {
+	if err := r.Send(p, MsgRoster, &rosterBody{members: r.Players(), joining: p}); err != nil {
 		return err
 	}
 	return r.Broadcast(MsgJoined, member{PlayerID: p.ID(), Name: name})
+}
+
+// rosterBody encodes the roster straight from the room's players (and the
+// joiner, last), without building a list first.
+type rosterBody struct {
+	members []game.Player
+	joining game.Player
+}
+
+// EncodeMsgpack implements msgpack.CustomEncoder.
+func (b *rosterBody) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if err := enc.EncodeArrayLen(len(b.members) + 1); err != nil {
+		return err
+	}
+	for _, p := range b.members {
+		if err := encodeMember(enc, p); err != nil {
+			return err
+		}
+	}
+	return encodeMember(enc, b.joining)
+}
+
+func encodeMember(enc *msgpack.Encoder, p game.Player) error {
+	_ = enc.EncodeArrayLen(2)
+	_ = enc.EncodeString(p.ID())
+	return enc.EncodeString(p.Data().(string))
 }
 
 func (c *Chat) say(r game.Room, p game.Player, s Say) error {

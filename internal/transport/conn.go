@@ -101,9 +101,9 @@ type Conn struct {
 	rneed       int32 // bytes rbuf must hold before it can be parsed again
 
 	// Write side, guarded by mu.
-	out           []*frame.Frame // queued frames; backed by out1 while one is queued
-	out1          [1]*frame.Frame
-	outOff        int // bytes of out[0] already written
+	out           []*frame.Frame  // queued frames; backed by outInline while three or fewer are
+	outInline     [3]*frame.Frame // a tick's frame, or a join's few, queue without allocating
+	outOff        int             // bytes of out[0] already written
 	outBytes      int
 	stalledSince  int64      // Unix nanoseconds when waitingOut began
 	closeDeadline int64      // Unix nanoseconds; in stateClosing, tear down after it
@@ -325,7 +325,7 @@ func (c *Conn) advance(n int) {
 		// Back to the inline array: a tick's single frame then queues
 		// without allocating, and a burst's array is not kept alive while
 		// the connection idles.
-		c.out = c.out1[:0]
+		c.out = c.outInline[:0]
 	}
 }
 

@@ -505,7 +505,7 @@ func (s *Server) register(nc net.Conn, remote netip.AddrPort, buffered []byte) (
 		return nil, fmt.Errorf("descriptor %d outside the table of %d", fd, len(s.conns))
 	}
 	c := &Conn{srv: s, fd: int32(fd), remote: remote}
-	c.out = c.out1[:0]
+	c.out = c.outInline[:0]
 	if len(buffered) > 0 {
 		c.keepPartial(buffered, len(buffered))
 	}
