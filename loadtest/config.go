@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +74,8 @@ type config struct {
 	rawSource      string
 	Token          string
 	JSON           bool
-	ServerPID      int
+	ServerPIDs     []int
+	rawServerPID   string
 	Processes      int
 	Join           bool
 	Ack            bool
@@ -110,7 +112,7 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.rawSource, "source", "", "source addresses in 127.0.0.0/8: a comma-separated list and/or ranges such as 127.0.0.2-127.0.0.20; bots spread over them (default: 127.0.0.1 to 127.0.0.16, more past 320,000 bots)")
 	fs.StringVar(&c.Token, "token", "", "authentication token sent in HELLO")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "PID of the server process to sample (CPU, RSS) through /proc")
+	fs.StringVar(&c.rawServerPID, "server-pid", "", "PID of the server process to sample (CPU, RSS) through /proc; comma-separated for a cluster's nodes, whose figures add up")
 	fs.IntVar(&c.Processes, "processes", 0, "driver processes (0: one per 18,000 bots, 9,000 over the fallback)")
 	fs.BoolVar(&c.Join, "join", true, "join rooms (idle joins chat rooms; churn joins arena rooms)")
 	fs.BoolVar(&c.Ack, "ack", true, "acknowledge received messages in the bots' PINGs, so the server can free its replay buffers")
@@ -207,11 +209,22 @@ func (c *config) validate() error {
 	if c.WorkerOffset < 0 || c.WorkerOffset > maxBots {
 		add("--worker-offset %d: out of range", c.WorkerOffset)
 	}
-	if c.ServerPID < 0 {
-		add("--server-pid %d: want a process ID", c.ServerPID)
-	} else if c.ServerPID > 0 {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", c.ServerPID)); err != nil {
-			add("--server-pid %d: no such process (%v)", c.ServerPID, errors.Unwrap(err))
+	c.ServerPIDs = nil
+	for f := range strings.SplitSeq(c.rawServerPID, ",") {
+		if f = strings.TrimSpace(f); f == "" && c.rawServerPID == "" {
+			break
+		}
+		pid, err := strconv.Atoi(f)
+		switch {
+		case err != nil || pid <= 0:
+			add("--server-pid %q: want a process ID", f)
+		case slices.Contains(c.ServerPIDs, pid):
+			add("--server-pid %d: given twice", pid)
+		default:
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", pid)); err != nil {
+				add("--server-pid %d: no such process (%v)", pid, errors.Unwrap(err))
+			}
+			c.ServerPIDs = append(c.ServerPIDs, pid)
 		}
 	}
 	targets, err := parseURLs(c.rawURL)

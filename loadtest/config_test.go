@@ -59,6 +59,10 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--bots=40000", "--processes=1", "--source=127.0.0.2-127.0.0.3"}, "need at least 3 processes"},
 		{[]string{"--server-pid=-3"}, "--server-pid"},
 		{[]string{"--server-pid=999999999"}, "no such process"},
+		{[]string{"--server-pid=12x"}, "want a process ID"},
+		{[]string{"--server-pid=" + strconv.Itoa(os.Getpid()) + ","}, "want a process ID"},
+		{[]string{"--server-pid=" + strconv.Itoa(os.Getpid()) + ",999999999"}, "no such process"},
+		{[]string{"--server-pid=" + strconv.Itoa(os.Getpid()) + "," + strconv.Itoa(os.Getpid())}, "given twice"},
 		{[]string{"--token=" + strings.Repeat("x", 5000)}, "--token"},
 		{[]string{"--url="}, "no server URL"},
 		{[]string{"--url=http://example.com:8080"}, "only loopback"},
@@ -105,6 +109,9 @@ func TestGoodFlags(t *testing.T) {
 		if u.wsURL != want[i] {
 			t.Errorf("url %d: %s, want %s", i, u.wsURL, want[i])
 		}
+	}
+	if len(c.ServerPIDs) != 1 || c.ServerPIDs[0] != os.Getpid() {
+		t.Errorf("server PIDs %v, want [%d]", c.ServerPIDs, os.Getpid())
 	}
 	if c.processes() != 3 {
 		t.Errorf("50000 bots in %d processes", c.processes())

@@ -21,8 +21,8 @@ type serverView struct {
 // progress line every second.
 func drive(ctx context.Context, cfg *config, progress io.Writer) (*report, error) {
 	sv := &serverView{}
-	if cfg.ServerPID > 0 {
-		s, err := newServerSampler(cfg.ServerPID)
+	if len(cfg.ServerPIDs) > 0 {
+		s, err := newServerSampler(cfg.ServerPIDs)
 		if err != nil {
 			return nil, err
 		}

@@ -83,11 +83,11 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// serverSampler watches the server process named by --server-pid: a
-// baseline before the first connection, then CPU and RSS over the
-// measured window.
+// serverSampler watches the server processes named by --server-pid (one,
+// or a cluster's nodes, whose figures add up): a baseline before the first
+// connection, then CPU and RSS over the measured window.
 type serverSampler struct {
-	pid string
+	pids []string
 
 	BaseRSS int64
 
@@ -108,18 +108,50 @@ type serverSampler struct {
 
 // newServerSampler takes the baseline and starts sampling RSS every
 // 100 ms until close.
-func newServerSampler(pid int) (*serverSampler, error) {
-	s := &serverSampler{pid: strconv.Itoa(pid), stop: make(chan struct{}), done: make(chan struct{})}
-	rss, err := readRSS(s.pid)
-	if err != nil {
-		return nil, fmt.Errorf("--server-pid %d: cannot read its memory (has it exited?): %w", pid, err)
+func newServerSampler(pids []int) (*serverSampler, error) {
+	s := &serverSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	for _, pid := range pids {
+		s.pids = append(s.pids, strconv.Itoa(pid))
+		if _, err := readRSS(strconv.Itoa(pid)); err != nil {
+			return nil, fmt.Errorf("--server-pid %d: cannot read its memory (has it exited?): %w", pid, err)
+		}
+		if _, err := procCPU(strconv.Itoa(pid)); err != nil {
+			return nil, fmt.Errorf("--server-pid %d: %w", pid, err)
+		}
 	}
-	if _, err := procCPU(s.pid); err != nil {
-		return nil, fmt.Errorf("--server-pid %d: %w", pid, err)
+	rss, err := s.rss()
+	if err != nil {
+		return nil, err
 	}
 	s.BaseRSS = rss
 	go s.loop()
 	return s, nil
+}
+
+// rss is the processes' resident set sizes added up.
+func (s *serverSampler) rss() (int64, error) {
+	var sum int64
+	for _, pid := range s.pids {
+		n, err := readRSS(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// cpu is the processes' CPU times added up.
+func (s *serverSampler) cpu() (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range s.pids {
+		d, err := procCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
 }
 
 func (s *serverSampler) loop() {
@@ -137,7 +169,7 @@ func (s *serverSampler) loop() {
 }
 
 func (s *serverSampler) sample() {
-	rss, err := readRSS(s.pid)
+	rss, err := s.rss()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -152,7 +184,7 @@ func (s *serverSampler) sample() {
 
 // windowStart marks the start of the measured window.
 func (s *serverSampler) windowStart() {
-	cpu, err := procCPU(s.pid)
+	cpu, err := s.cpu()
 	s.sample()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -164,7 +196,7 @@ func (s *serverSampler) windowStart() {
 
 // windowEnd marks its end and computes the window's figures.
 func (s *serverSampler) windowEnd() {
-	cpu, err := procCPU(s.pid)
+	cpu, err := s.cpu()
 	s.sample()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,7 +213,7 @@ func (s *serverSampler) windowEnd() {
 	s.EndRSS, s.PeakRSS = s.lastRSS, s.peakRSS
 }
 
-// Gone reports whether the server process disappeared during the run.
+// Gone reports whether a server process disappeared during the run.
 func (s *serverSampler) Gone() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

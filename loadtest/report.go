@@ -174,7 +174,7 @@ func buildReport(cfg *config, processes int, results []*procResult, sv *serverVi
 			r.RSSPerConnKiB = ptr(float64(s.EndRSS-s.BaseRSS) / 1024 / float64(r.Connected))
 		}
 		if s.Gone() {
-			r.Notes = append(r.Notes, fmt.Sprintf("the server process %d ended during the run", cfg.ServerPID))
+			r.Notes = append(r.Notes, fmt.Sprintf("a server process (of %v) ended during the run", cfg.ServerPIDs))
 		}
 	}
 	if sv.end.OK {
