@@ -325,6 +325,7 @@ func (c *clusterNode) moveSessions(ctx context.Context) {
 		}
 		if err != nil {
 			c.log.Warn("cluster: session move failed", zap.String("session", st.ID), zap.Error(err))
+			sess.Thaw() // it stays here until the deadline; what it sent meanwhile is handled
 			continue
 		}
 		_ = c.dir.DropSession(ctx, st.ID, c.self)

@@ -319,14 +319,25 @@ func sequenced(t protocol.MsgType) bool {
 func (h *Hub) Message(s *Session, c Conn, msg []byte) {
 	s.msgMu.Lock()
 	defer s.msgMu.Unlock()
+	h.message(s, c, msg)
+}
+
+// message is Message with msgMu held.
+func (h *Hub) message(s *Session, c Conn, msg []byte) {
 	st := s.state.Load()
-	if st == stateClosed || st == stateDetached || s.frozen.Load() {
+	if st == stateClosed || st == stateDetached {
 		return
 	}
 	if c != nil && !s.attachedTo(c) {
 		return
 	}
 	t, body, err := protocol.Split(msg)
+	if s.frozen.Load() {
+		if err != nil || sequenced(t) {
+			s.hold(msg, h.cfg.ReplayBytes)
+		}
+		return
+	}
 	if err != nil {
 		h.bad(s, err, 0)
 		return

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"errors"
 	"time"
 
@@ -26,21 +27,59 @@ type State struct {
 	Seat []byte `msgpack:"seat,omitempty"`
 }
 
-// Freeze stops a session from taking client messages: from now on they
-// are dropped and not counted, so what the client sent after this is
-// re-sent after the resume elsewhere (RESUMED's clientSeq). It waits for
-// a message being handled to finish, so every message counted has reached
-// its room before Freeze returns.
+// Freeze stops a session from taking client messages while it may move
+// to another node. From now on its client's messages are held, not
+// counted: Thaw hands them on in order if the session stays; if it moves
+// (Retire), they are dropped, and the client sends them again after its
+// resume elsewhere (RESUMED's clientSeq). Heartbeats are not held. Freeze
+// waits for a message being handled to finish, so every message counted
+// has reached its room before Freeze returns.
 func (s *Session) Freeze() {
 	s.msgMu.Lock()
 	s.frozen.Store(true)
 	s.msgMu.Unlock()
 }
 
-// Thaw undoes Freeze when the move did not happen: the session handles its
-// client's messages again. Messages that arrived while it was frozen were
-// dropped.
-func (s *Session) Thaw() { s.frozen.Store(false) }
+// Thaw undoes Freeze when the move did not happen: the messages held
+// meanwhile are handled, in order, and the session takes its client's
+// messages again.
+func (s *Session) Thaw() {
+	s.msgMu.Lock()
+	defer s.msgMu.Unlock()
+	s.frozen.Store(false)
+	held := s.held
+	s.held = nil
+	if held == nil {
+		return
+	}
+	for _, m := range held.msgs {
+		s.hub.message(s, nil, m)
+	}
+}
+
+// heldMsgs are the client messages a frozen session keeps for Thaw.
+type heldMsgs struct {
+	msgs  [][]byte
+	bytes int
+	full  bool // past the bound: this and later messages were dropped
+}
+
+// hold keeps a copy of a message that arrived while the session was
+// frozen, up to max bytes in all; past that, it and every later message
+// until Thaw are dropped (a gap would reorder the client's messages).
+// msgMu must be held.
+func (s *Session) hold(msg []byte, max int) {
+	if s.held == nil {
+		s.held = &heldMsgs{}
+	}
+	h := s.held
+	if h.full || h.bytes+len(msg) > max {
+		h.full = true
+		return
+	}
+	h.msgs = append(h.msgs, bytes.Clone(msg))
+	h.bytes += len(msg)
+}
 
 // Export captures a frozen session for a move. The session keeps running
 // until Retire.

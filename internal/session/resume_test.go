@@ -121,3 +121,97 @@ func TestMessageFromLeftConnectionDropped(t *testing.T) {
 		t.Fatalf("routed %d, clientSeq %d, want 2 and 2", router.count(), s.inSeq.Load())
 	}
 }
+
+// routedTypes records the types of the messages routed, in order.
+type routedTypes struct {
+	countingRouter
+	types []protocol.MsgType
+}
+
+func (r *routedTypes) Route(s *Session, t protocol.MsgType, b []byte) error {
+	r.mu.Lock()
+	r.types = append(r.types, t)
+	r.mu.Unlock()
+	return r.countingRouter.Route(s, t, b)
+}
+
+func welcomed(t *testing.T, h *Hub) (*Session, *fakeConn) {
+	t.Helper()
+	c := &fakeConn{}
+	s := h.Open(c)
+	h.Message(s, c, (&protocol.Hello{Version: protocol.Version}).Append(nil))
+	c.find(t, protocol.TypeWelcome)
+	return s, c
+}
+
+// What a client sends while its session is frozen for a move is held,
+// not counted: a move that does not happen (Thaw) hands it on in order; a
+// move that does (Retire) drops it, for the client to send again after its
+// resume. Heartbeats are not held.
+func TestFrozenMessagesHeld(t *testing.T) {
+	router := &routedTypes{}
+	h, err := NewHub(Config{}, router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop()
+	s, c := welcomed(t, h)
+	h.Message(s, c, protocol.AppendType(nil, 0x1000)) // before: counted at once
+	s.Freeze()
+	for _, tp := range []protocol.MsgType{0x1001, 0x1002, 0x1003} {
+		h.Message(s, c, append(protocol.AppendType(nil, tp), 0xc0))
+	}
+	h.Message(s, c, (&protocol.Ping{Nonce: 7}).Append(nil))
+	if router.count() != 1 || s.inSeq.Load() != 1 {
+		t.Fatalf("while frozen: routed %d, clientSeq %d; want 1 and 1", router.count(), s.inSeq.Load())
+	}
+	s.Thaw()
+	want := []protocol.MsgType{0x1000, 0x1001, 0x1002, 0x1003}
+	if router.count() != 4 || s.inSeq.Load() != 4 || len(router.types) != 4 {
+		t.Fatalf("after Thaw: routed %v, clientSeq %d; want %v", router.types, s.inSeq.Load(), want)
+	}
+	for i := range want {
+		if router.types[i] != want[i] {
+			t.Fatalf("after Thaw: routed %v, want %v (in order)", router.types, want)
+		}
+	}
+	h.Message(s, c, append(protocol.AppendType(nil, 0x1004), 0xc0))
+	if router.count() != 5 {
+		t.Fatalf("a message after Thaw: routed %d, want 5", router.count())
+	}
+
+	// A session that moves drops what it held.
+	m, mc := welcomed(t, h)
+	m.Freeze()
+	h.Message(m, mc, append(protocol.AppendType(nil, 0x1005), 0xc0))
+	h.Retire(m, protocol.CloseDraining, "moved")
+	m.Thaw() // a late Thaw finds nothing to hand on, and a closed session
+	if router.count() != 5 || m.inSeq.Load() != 0 {
+		t.Fatalf("a retired session's held message was handled: routed %d, clientSeq %d", router.count(), m.inSeq.Load())
+	}
+}
+
+// The held messages are bounded by the replay bytes; past the bound the
+// rest are dropped, not a message in the middle (the order is kept).
+func TestFrozenMessagesBounded(t *testing.T) {
+	router := &routedTypes{}
+	h, err := NewHub(Config{ReplayBytes: 100}, router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop()
+	s, c := welcomed(t, h)
+	s.Freeze()
+	body := make([]byte, 40) // 42-byte messages: two fit in 100
+	for i := 0; i < 4; i++ {
+		tp := protocol.MsgType(0x1000 + i)
+		if i == 3 {
+			body = body[:1] // small enough to fit, but after the gap
+		}
+		h.Message(s, c, append(protocol.AppendType(nil, tp), body...))
+	}
+	s.Thaw()
+	if len(router.types) != 2 || router.types[0] != 0x1000 || router.types[1] != 0x1001 {
+		t.Fatalf("routed %v after the bound, want [0x1000 0x1001]", router.types)
+	}
+}

@@ -64,15 +64,16 @@ var ErrClosed = errors.New("session: closed")
 // Session is one player's presence on the server, across the connections
 // that carry it.
 type Session struct {
-	hub     *Hub
-	id      string // set at WELCOME; fixed after
-	token   string // resume token
-	opened  int64  // Unix nanoseconds
-	state   atomic.Uint32
-	budget  budget // messages the client may send (msgMu)
-	userID  string
-	claims  map[string]any
-	expires atomic.Int64 // Unix nanoseconds; 0 = never
+	hub       *Hub
+	id        string // set at WELCOME; fixed after
+	token     string // resume token
+	opened    int64  // Unix nanoseconds
+	state     atomic.Uint32
+	pingNonce atomic.Uint32 // of the last server PING (heartbeat, below)
+	budget    budget        // messages the client may send (msgMu)
+	userID    string
+	claims    map[string]any
+	expires   atomic.Int64 // Unix nanoseconds; 0 = never
 
 	// Guarded by mu: the connection and the outbound sequence.
 	mu         sync.Mutex
@@ -85,8 +86,9 @@ type Session struct {
 
 	msgMu   sync.Mutex    // held while a client message is handled (see Freeze)
 	inSeq   atomic.Uint64 // sequenced messages received from the client
-	frozen  atomic.Bool   // moving to another node: client messages are dropped
+	frozen  atomic.Bool   // moving to another node: client messages are held
 	expired atomic.Bool   // the hello timeout fired (once)
+	held    *heldMsgs     // client messages that arrived while frozen (msgMu)
 
 	// Touched only by the goroutine that delivers this session's messages.
 	rejectedInRow int
@@ -95,7 +97,6 @@ type Session struct {
 
 	// Heartbeat: the sweeper writes pings, the message goroutine reads pongs.
 	nextPing   atomic.Int64 // Unix nanoseconds
-	pingNonce  atomic.Uint32
 	pingSentAt atomic.Int64
 	rtt        atomic.Int64 // nanoseconds; 0 until measured
 
