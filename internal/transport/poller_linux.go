@@ -1,8 +1,9 @@
 package transport
 
 import (
-	"errors"
 	"fmt"
+	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -10,10 +11,19 @@ import (
 // poller waits on one epoll instance. Descriptors are registered once,
 // edge-triggered for both directions (as the Go runtime's own netpoller
 // does), so the poller never has to re-arm them.
+//
+// The epoll descriptor is itself registered with the Go runtime's
+// netpoller (an epoll descriptor is readable while it has events ready):
+// the poller collects events with non-blocking epoll_wait calls and, when
+// there are none, parks its goroutine until there are. No thread ever
+// blocks in epoll_wait, so the scheduler never has to hand a blocked
+// thread's processor to another thread and back.
 type poller struct {
 	srv  *Server
 	epfd int
-	wake int // eventfd that interrupts EpollWait on shutdown
+	file *os.File        // owns epfd; Close unregisters and closes it
+	rc   syscall.RawConn // waits for epfd to be readable, in the runtime's netpoller
+	wake int             // eventfd that ends run on shutdown
 }
 
 const pollEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
@@ -34,7 +44,19 @@ func newPoller(s *Server) (*poller, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("epoll_ctl wake: %w", err)
 	}
-	return &poller{srv: s, epfd: epfd, wake: wake}, nil
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, fmt.Errorf("epoll nonblock: %w", err)
+	}
+	file := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		unix.Close(wake)
+		return nil, fmt.Errorf("epoll in the netpoller: %w", err)
+	}
+	return &poller{srv: s, epfd: epfd, file: file, rc: rc, wake: wake}, nil
 }
 
 func (p *poller) add(fd int) error {
@@ -54,11 +76,17 @@ func (p *poller) run() {
 	defer p.srv.pollersWG.Done()
 	events := make([]unix.EpollEvent, 512)
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+		var n int
+		var err error
+		werr := p.rc.Read(func(uintptr) bool {
+			n, err = unix.EpollWait(p.epfd, events, 0)
+			return n > 0 || (err != nil && err != unix.EINTR) // else park until readable
+		})
+		if werr != nil {
+			p.srv.logError("epoll wait", werr)
+			return
+		}
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
 			p.srv.logError("epoll_wait", err)
 			return
 		}
@@ -88,6 +116,6 @@ func (p *poller) stop() {
 }
 
 func (p *poller) close() {
-	unix.Close(p.epfd)
+	p.file.Close()
 	unix.Close(p.wake)
 }
