@@ -75,13 +75,14 @@ func (p *poller) del(fd int) {
 func (p *poller) run() {
 	defer p.srv.pollersWG.Done()
 	events := make([]unix.EpollEvent, 512)
+	var n int
+	var err error
+	collect := func(uintptr) bool { // made once: the loop allocates nothing
+		n, err = unix.EpollWait(p.epfd, events, 0)
+		return n > 0 || (err != nil && err != unix.EINTR) // else park until readable
+	}
 	for {
-		var n int
-		var err error
-		werr := p.rc.Read(func(uintptr) bool {
-			n, err = unix.EpollWait(p.epfd, events, 0)
-			return n > 0 || (err != nil && err != unix.EINTR) // else park until readable
-		})
+		werr := p.rc.Read(collect)
 		if werr != nil {
 			p.srv.logError("epoll wait", werr)
 			return
