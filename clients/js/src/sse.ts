@@ -261,7 +261,12 @@ class SseTransport implements Transport {
         this.sessions.set(this.session, memory);
       }
       this.memory = memory;
-      this.nextSeq = memory.lastPostSeq + 1;
+      // The server says which number it expects (a session that moved to
+      // another node starts its count there anew); the client's own count
+      // is for a server that does not say.
+      const next = reply!.nextSeq;
+      this.nextSeq = typeof next === "number" && Number.isSafeInteger(next) && next >= 1 ? next : memory.lastPostSeq + 1;
+      memory.lastPostSeq = this.nextSeq - 1;
       for (const m of messages) {
         if (m.length >= 2 && ((m[0] << 8) | m[1]) === MsgType.Welcome) {
           try {
@@ -510,6 +515,7 @@ interface OpenReply {
   session?: string;
   key?: string;
   sendToken?: string;
+  nextSeq?: unknown;
   messages?: unknown[];
   code?: number;
   error?: string;

@@ -184,6 +184,52 @@ test("a stream that cannot come back: the client resumes with a new open, and th
   }
 });
 
+test("a POST that never reached the server before a new open: the client numbers from the open's nextSeq, no POST refused as out of order", async () => {
+  const srv = await startServer();
+  let firstToken = "";
+  let refuseFirstToken = false;
+  let refuseResumedStreams = false;
+  const proxy = await httpProxy(srv.port, (req) => {
+    if (req.path === "/sse/send") {
+      firstToken ||= req.headers.authorization;
+      // POSTs of the first open never reach the server from now on.
+      if (refuseFirstToken && req.headers.authorization === firstToken) return { status: 503 };
+    }
+    if (refuseResumedStreams && req.path === "/sse/stream" && req.headers["last-event-id"]) return { status: 503 };
+  });
+  const a = sseClient(proxy.wsUrl);
+  const b = newClient(srv.wsUrl);
+  try {
+    const ra = await a.create("chat", { name: "a" });
+    const rb = await b.join(ra.id, { name: "b" });
+    const atB = [];
+    rb.onMessage(SAID, ([, , t]) => atB.push(t));
+    for (let i = 1; i <= 3; i++) ra.send(SAY, [`before ${i}`]);
+    await waitFor(() => atB.length === 3, 5000, "first messages");
+    refuseFirstToken = true;
+    ra.send(SAY, ["never arrived"]); // POSTed, refused by the proxy: the client counted it, the server did not
+    await waitFor(() => posts(proxy.log).some((p) => p.status === 503), 5000, "the refused POST");
+    const log = recorder(ra, ["reconnecting", "reconnected"]);
+    refuseResumedStreams = true;
+    proxy.cutStreams();
+    await waitFor(() => log.some((e) => e.event === "reconnected"), 8000, "reconnected through a new open");
+    ra.send(SAY, ["after"]);
+    await waitFor(() => atB.length === 5, 6000, `all messages (${atB.join(",")})`);
+    assert.deepEqual(atB, ["before 1", "before 2", "before 3", "never arrived", "after"]);
+    const refused = posts(proxy.log).filter((p) => p.status === 409);
+    assert.equal(refused.length, 0, `POSTs refused as out of order: ${JSON.stringify(refused.map((p) => p.firstSeq))}`);
+    // The refused POST's number was never used: the new open's POSTs start there.
+    const lost = posts(proxy.log).find((p) => p.status === 503).firstSeq;
+    const afterOpen = posts(proxy.log).filter((p) => p.status === 204 && p.firstSeq >= lost);
+    assert.equal(afterOpen[0]?.firstSeq, lost, "the first POST after the new open takes the number the server expects");
+  } finally {
+    a.close();
+    b.close();
+    await proxy.close();
+    await srv.stop();
+  }
+});
+
 test("over the fallback, a crashed server's replacement refuses the resume (409) and the client starts over", async () => {
   const port = await freePort();
   let srv = await new GameServer({ port }).start();
