@@ -166,6 +166,9 @@ func (f *Front) serve(nc net.Conn) {
 	for end < 0 {
 		if len(buf) == cap(buf) {
 			if cap(buf) >= maxHeadBytes {
+				if f.wsRequestLine(buf) {
+					s.stats.Rejected[RejectHandshake].Add(1)
+				}
 				_, _ = nc.Write(appendResponse(buf[:0], http.StatusRequestHeaderFieldsTooLarge, "", "request header fields too large"))
 				lingerClose(nc, buf)
 				putBuf(buf)
@@ -193,6 +196,13 @@ func (f *Front) serve(nc net.Conn) {
 		return
 	}
 	f.upgrade(nc, buf, end, &h)
+}
+
+// wsRequestLine reports whether head starts with a GET of the WebSocket
+// path (a refused head is counted as a refused handshake only then).
+func (f *Front) wsRequestLine(head []byte) bool {
+	rest, ok := bytes.CutPrefix(head, []byte("GET "+f.path))
+	return ok && len(rest) > 0 && (rest[0] == ' ' || rest[0] == '?')
 }
 
 // pass hands nc to the http.Server, buf (what was read) first.

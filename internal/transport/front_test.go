@@ -241,6 +241,7 @@ func TestFrontRefusals(t *testing.T) {
 				return upgradeRequest("/ws", e.addr, "X-Pad: "+strings.Repeat("a", 20<<10))
 			},
 			status: 431,
+			reason: "handshake",
 		},
 		{
 			name: "oversized head elsewhere",
