@@ -1,35 +1,57 @@
 package session
 
-import "github.com/gameserver/gameserver/internal/frame"
+import (
+	"sync"
+
+	"github.com/gameserver/gameserver/internal/frame"
+)
 
 // replay is a session's bounded buffer of the sequenced messages it sent and
-// the client has not acknowledged: a ring of shared frames (a broadcast
-// frame is held, not copied), bounded by count and bytes. It grows on
-// demand, so a quiet session holds nothing.
+// the client has not acknowledged: shared frames (a broadcast frame is
+// held, not copied), bounded by count and bytes. The frames sit in a chain
+// of fixed-size chunks taken from a pool as it grows and given back as acks
+// empty them, so a quiet session holds nothing and a burst of messages
+// leaves no outgrown arrays behind for the collector.
 type replay struct {
-	frames   []*frame.Frame
-	head, n  int
-	firstSeq uint64 // sequence number of frames[head]
-	bytes    int
-	maxMsgs  int
-	maxBytes int
+	head, tail *replayChunk
+	off        int    // position of the oldest frame in head
+	n          int    // frames held
+	firstSeq   uint64 // sequence number of the oldest frame
+	bytes      int
+	maxMsgs    int
+	maxBytes   int
 }
+
+// chunkLen frames per chunk: 136 bytes, the allocator's 144-byte class.
+const chunkLen = 16
+
+type replayChunk struct {
+	frames [chunkLen]*frame.Frame
+	next   *replayChunk
+}
+
+var replayChunks = sync.Pool{New: func() any { return new(replayChunk) }}
 
 // push appends the frame with sequence number seq (always the previous
 // seq + 1), dropping the oldest entries past the bounds.
 func (b *replay) push(seq uint64, f *frame.Frame) {
+	if b.n >= b.maxMsgs {
+		b.dropOldest()
+	}
 	if b.n == 0 {
 		b.firstSeq = seq
 	}
-	if b.n == len(b.frames) {
-		if len(b.frames) < b.maxMsgs {
-			b.grow()
-		} else {
-			b.dropOldest()
-		}
+	i := (b.off + b.n) % chunkLen
+	switch {
+	case b.tail == nil:
+		b.head = replayChunks.Get().(*replayChunk)
+		b.tail, b.off, i = b.head, 0, 0
+	case i == 0: // the tail chunk is full
+		c := replayChunks.Get().(*replayChunk)
+		b.tail.next, b.tail = c, c
 	}
 	f.Retain()
-	b.frames[(b.head+b.n)%len(b.frames)] = f
+	b.tail.frames[i] = f
 	b.n++
 	b.bytes += f.Len()
 	for b.bytes > b.maxBytes && b.n > 1 {
@@ -37,36 +59,32 @@ func (b *replay) push(seq uint64, f *frame.Frame) {
 	}
 }
 
-func (b *replay) grow() {
-	size := max(8, 2*len(b.frames))
-	size = min(size, b.maxMsgs)
-	nf := make([]*frame.Frame, size)
-	for i := 0; i < b.n; i++ {
-		nf[i] = b.frames[(b.head+i)%len(b.frames)]
-	}
-	b.frames, b.head = nf, 0
-}
-
+// dropOldest releases the oldest frame, and its chunk once that is empty.
 func (b *replay) dropOldest() {
-	f := b.frames[b.head]
-	b.frames[b.head] = nil
+	f := b.head.frames[b.off]
+	b.head.frames[b.off] = nil
 	b.bytes -= f.Len()
 	f.Release()
-	b.head = (b.head + 1) % len(b.frames)
+	b.off++
 	b.n--
 	b.firstSeq++
+	switch {
+	case b.n == 0:
+		// Everything is acknowledged: a quiet session holds no chunk.
+		replayChunks.Put(b.head)
+		b.head, b.tail, b.off = nil, nil, 0
+	case b.off == chunkLen:
+		c := b.head
+		b.head, b.off = c.next, 0
+		c.next = nil
+		replayChunks.Put(c)
+	}
 }
 
 // ack forgets everything up to and including seq.
 func (b *replay) ack(seq uint64) {
 	for b.n > 0 && b.firstSeq <= seq {
 		b.dropOldest()
-	}
-	if b.n == 0 {
-		// Everything is acknowledged: a quiet session holds no ring. A
-		// session that keeps receiving rarely gets here (acks trail
-		// sends), so the ring is not rebuilt at its message rate.
-		b.frames, b.head = nil, 0
 	}
 }
 
@@ -80,10 +98,15 @@ func (b *replay) covers(lastSeq, last uint64) bool {
 
 // each calls fn for every held frame after lastSeq, in order.
 func (b *replay) each(lastSeq uint64, fn func(seq uint64, f *frame.Frame)) {
-	for i := 0; i < b.n; i++ {
-		if seq := b.firstSeq + uint64(i); seq > lastSeq {
-			fn(seq, b.frames[(b.head+i)%len(b.frames)])
+	c, i := b.head, b.off
+	for k := 0; k < b.n; k++ {
+		if i == chunkLen {
+			c, i = c.next, 0
 		}
+		if seq := b.firstSeq + uint64(k); seq > lastSeq {
+			fn(seq, c.frames[i])
+		}
+		i++
 	}
 }
 
@@ -92,5 +115,5 @@ func (b *replay) reset() {
 	for b.n > 0 {
 		b.dropOldest()
 	}
-	b.frames, b.head, b.bytes = nil, 0, 0
+	b.bytes = 0
 }

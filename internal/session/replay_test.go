@@ -41,8 +41,8 @@ func TestReplayBoundsAndAcks(t *testing.T) {
 		t.Fatalf("after ack: %d from %d", b.n, b.firstSeq)
 	}
 	b.ack(100)
-	if b.n != 0 || b.bytes != 0 || b.frames != nil {
-		t.Fatal("ack of everything left frames or the ring")
+	if b.n != 0 || b.bytes != 0 || b.head != nil || b.tail != nil {
+		t.Fatal("ack of everything left frames or a chunk")
 	}
 	if !b.covers(6, 6) || b.covers(5, 6) {
 		t.Fatal("empty buffer: covers only when nothing is missing")
@@ -60,7 +60,7 @@ func TestReplayByteBound(t *testing.T) {
 		t.Fatalf("%d bytes, %d frames from %d", b.bytes, b.n, b.firstSeq)
 	}
 	b.reset()
-	if b.n != 0 || b.frames != nil {
+	if b.n != 0 || b.head != nil {
 		t.Fatal("reset kept frames")
 	}
 }
@@ -73,6 +73,80 @@ func TestReplayReleasesFrames(t *testing.T) {
 	b.push(3, f) // drops seq 1's reference
 	f.Release()  // ours
 	b.reset()    // the last two; a double release would panic
+}
+
+// Frames cross chunk boundaries in order: the count bound drops from the
+// head chunk, acks free whole chunks, and what is held is what each
+// reports.
+func TestReplayAcrossChunks(t *testing.T) {
+	const max = 2*chunkLen + 5
+	b := replay{maxMsgs: max, maxBytes: 1 << 20}
+	frames := make([]*frame.Frame, 0, 100)
+	for seq := uint64(1); seq <= 100; seq++ {
+		f := testFrame(int(seq))
+		frames = append(frames, f)
+		b.push(seq, f)
+	}
+	if b.n != max || b.firstSeq != 100-max+1 {
+		t.Fatalf("held %d from %d, want %d from %d", b.n, b.firstSeq, max, 100-max+1)
+	}
+	chunks := 0
+	for c := b.head; c != nil; c = c.next {
+		chunks++
+	}
+	if chunks > max/chunkLen+2 {
+		t.Fatalf("%d chunks for %d frames", chunks, max)
+	}
+	check := func(after uint64, from uint64) {
+		t.Helper()
+		var seqs []uint64
+		b.each(after, func(seq uint64, f *frame.Frame) {
+			if f != frames[seq-1] {
+				t.Fatalf("seq %d: another frame", seq)
+			}
+			seqs = append(seqs, seq)
+		})
+		if len(seqs) != int(100-from+1) || seqs[0] != from || seqs[len(seqs)-1] != 100 {
+			t.Fatalf("after %d: %d frames %v…, want %d..100", after, len(seqs), seqs[:min(3, len(seqs))], from)
+		}
+	}
+	check(0, 100-max+1)
+	check(90, 91)
+	b.ack(80) // frees the head chunk(s) up to 80
+	if b.firstSeq != 81 || b.n != 20 {
+		t.Fatalf("after ack 80: %d from %d", b.n, b.firstSeq)
+	}
+	check(0, 81)
+	for _, f := range frames {
+		f.Release() // ours; the buffer still holds 81..100
+	}
+	b.reset() // a double release would panic
+	if b.head != nil || b.n != 0 {
+		t.Fatal("reset kept a chunk")
+	}
+}
+
+// A session that keeps sending and hearing acks reuses its chunks: holding
+// frames costs no allocation.
+func TestReplayPushAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	b := replay{maxMsgs: 1024, maxBytes: 1 << 20}
+	f := testFrame(100)
+	defer f.Release()
+	seq := uint64(0)
+	allocs := testing.AllocsPerRun(100, func() {
+		for i := 0; i < 100; i++ {
+			seq++
+			b.push(seq, f)
+		}
+		b.ack(seq - 10)
+	})
+	b.reset()
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per 100 frames held", allocs)
+	}
 }
 
 // BenchmarkReplayPush measures what holding a sent frame costs a session.
