@@ -345,6 +345,10 @@ func (c *clusterNode) place(ctx context.Context, j *protocol.Join) (string, erro
 		c.mu.Lock()
 		rooms := c.rooms
 		c.mu.Unlock()
+		// The fullest matching room on this node, else the fullest on
+		// another: a player seated here needs no forward hop and costs
+		// memory on one node, not a session here and a seat there.
+		local := func(r cluster.RoomEntry) bool { return r.Node == c.self }
 		best := -1
 		for i, r := range rooms {
 			if r.Kind != j.Kind || r.Locked || r.Private || r.Players >= r.MaxPlayers || c.draining(r.Node) {
@@ -353,7 +357,7 @@ func (c *clusterNode) place(ctx context.Context, j *protocol.Join) (string, erro
 			if !filtersMatch(r.Filters, opts) {
 				continue
 			}
-			if best < 0 || r.Players > rooms[best].Players || (r.Players == rooms[best].Players && r.Node == c.self) {
+			if b := rooms[max(best, 0)]; best < 0 || local(r) && !local(b) || local(r) == local(b) && r.Players > b.Players {
 				best = i
 			}
 		}
