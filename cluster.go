@@ -348,7 +348,12 @@ func (c *clusterNode) place(ctx context.Context, j *protocol.Join) (string, erro
 		// The fullest matching room on this node, else the fullest on
 		// another: a player seated here needs no forward hop and costs
 		// memory on one node, not a session here and a seat there.
-		local := func(r cluster.RoomEntry) bool { return r.Node == c.self }
+		better := func(r, than cluster.RoomEntry) bool {
+			if here := r.Node == c.self; here != (than.Node == c.self) {
+				return here
+			}
+			return r.Players > than.Players
+		}
 		best := -1
 		for i, r := range rooms {
 			if r.Kind != j.Kind || r.Locked || r.Private || r.Players >= r.MaxPlayers || c.draining(r.Node) {
@@ -357,7 +362,7 @@ func (c *clusterNode) place(ctx context.Context, j *protocol.Join) (string, erro
 			if !filtersMatch(r.Filters, opts) {
 				continue
 			}
-			if b := rooms[max(best, 0)]; best < 0 || local(r) && !local(b) || local(r) == local(b) && r.Players > b.Players {
+			if best < 0 || better(r, rooms[best]) {
 				best = i
 			}
 		}
