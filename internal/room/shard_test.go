@@ -238,11 +238,20 @@ func TestPostPastBoundNeverBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := m.lookup(info.ID)
-	release := make(chan struct{})
+	started, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	defer free() // before Shutdown, which waits for the shard
 	var ran atomic.Int64
-	// Hold the room's shard in a call while posting.
-	if !r.post(event{kind: evCall, fn: func(game.Room) { <-release }}, true) {
+	// Hold the room's shard in a call while posting: the posts below then
+	// queue in the inbox rather than joining the shard's current turn.
+	if !r.post(event{kind: evCall, fn: func(game.Room) { close(started); <-release }}, true) {
 		t.Fatal("post refused")
+	}
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the room's shard never ran the call")
 	}
 	for i := 0; i < 100; i++ {
 		if !r.post(event{kind: evCall, fn: func(game.Room) { ran.Add(1) }}, true) {
@@ -252,7 +261,7 @@ func TestPostPastBoundNeverBlocks(t *testing.T) {
 	if r.post(event{kind: evCall, fn: func(game.Room) {}}, false) {
 		t.Fatal("a bounded post was taken past the bound")
 	}
-	close(release)
+	free()
 	deadline := time.Now().Add(2 * time.Second)
 	for ran.Load() != 100 {
 		if time.Now().After(deadline) {
