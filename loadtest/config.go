@@ -211,10 +211,10 @@ func (c *config) validate() error {
 	}
 	c.ServerPIDs = nil
 	for f := range strings.SplitSeq(c.rawServerPID, ",") {
-		if f = strings.TrimSpace(f); f == "" && c.rawServerPID == "" {
-			break
+		if c.rawServerPID == "" {
+			break // none: no server figures
 		}
-		pid, err := strconv.Atoi(f)
+		pid, err := strconv.Atoi(strings.TrimSpace(f))
 		switch {
 		case err != nil || pid <= 0:
 			add("--server-pid %q: want a process ID", f)
