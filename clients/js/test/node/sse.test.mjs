@@ -24,6 +24,15 @@ function posts(log) {
     });
 }
 
+/** a creates a chat room and b joins it; atB collects the texts b hears. */
+async function chatPair(a, b) {
+  const ra = await a.create("chat", { name: "a" });
+  const rb = await b.join(ra.id, { name: "b" });
+  const atB = [];
+  rb.onMessage(SAID, ([, , t]) => atB.push(t));
+  return { ra, rb, atB };
+}
+
 test("endpoints of the fallback follow the WebSocket URL", () => {
   assert.deepEqual(gs.sseEndpoints("ws://h:1/ws?session=s"), {
     open: "http://h:1/sse/open",
@@ -77,10 +86,7 @@ test("POSTs: one in flight, numbered in order, batched; a POST whose response is
   const a = sseClient(proxy.wsUrl);
   const b = newClient(srv.wsUrl);
   try {
-    const ra = await a.create("chat", { name: "a" });
-    const rb = await b.join(ra.id, { name: "b" });
-    const atB = [];
-    rb.onMessage(SAID, ([, , t]) => atB.push(t));
+    const { ra, atB } = await chatPair(a, b);
     const want = [];
     for (let i = 1; i <= 40; i++) {
       ra.send(SAY, [`m${i}`]);
@@ -157,10 +163,7 @@ test("a stream that cannot come back: the client resumes with a new open, and th
   const a = sseClient(proxy.wsUrl);
   const b = newClient(srv.wsUrl);
   try {
-    const ra = await a.create("chat", { name: "a" });
-    const rb = await b.join(ra.id, { name: "b" });
-    const atB = [];
-    rb.onMessage(SAID, ([, , t]) => atB.push(t));
+    const { ra, atB } = await chatPair(a, b);
     for (let i = 1; i <= 5; i++) ra.send(SAY, [`before ${i}`]);
     await waitFor(() => atB.length === 5, 5000, "first messages");
     const log = recorder(ra, ["reconnecting", "reconnected"]);
@@ -200,10 +203,7 @@ test("a POST that never reached the server before a new open: the client numbers
   const a = sseClient(proxy.wsUrl);
   const b = newClient(srv.wsUrl);
   try {
-    const ra = await a.create("chat", { name: "a" });
-    const rb = await b.join(ra.id, { name: "b" });
-    const atB = [];
-    rb.onMessage(SAID, ([, , t]) => atB.push(t));
+    const { ra, atB } = await chatPair(a, b);
     for (let i = 1; i <= 3; i++) ra.send(SAY, [`before ${i}`]);
     await waitFor(() => atB.length === 3, 5000, "first messages");
     refuseFirstToken = true;
