@@ -129,29 +129,22 @@ func newServerSampler(pids []int) (*serverSampler, error) {
 }
 
 // rss is the processes' resident set sizes added up.
-func (s *serverSampler) rss() (int64, error) {
-	var sum int64
-	for _, pid := range s.pids {
-		n, err := readRSS(pid)
-		if err != nil {
-			return 0, err
-		}
-		sum += n
-	}
-	return sum, nil
-}
+func (s *serverSampler) rss() (int64, error) { return sumOver(s.pids, readRSS) }
 
 // cpu is the processes' CPU times added up.
-func (s *serverSampler) cpu() (time.Duration, error) {
-	var sum time.Duration
-	for _, pid := range s.pids {
-		d, err := procCPU(pid)
+func (s *serverSampler) cpu() (time.Duration, error) { return sumOver(s.pids, procCPU) }
+
+// sumOver adds read(pid) up over pids; any error ends it.
+func sumOver[T int64 | time.Duration](pids []string, read func(pid string) (T, error)) (T, error) {
+	var total T
+	for _, pid := range pids {
+		v, err := read(pid)
 		if err != nil {
 			return 0, err
 		}
-		sum += d
+		total += v
 	}
-	return sum, nil
+	return total, nil
 }
 
 func (s *serverSampler) loop() {
