@@ -75,20 +75,10 @@ func (r *countingRouter) count() int {
 // counting it would apply it twice.
 func TestMessageFromLeftConnectionDropped(t *testing.T) {
 	router := &countingRouter{}
-	h, err := NewHub(Config{}, router)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Stop()
+	h := testHub(t, Config{}, router)
 	game := (&protocol.ArenaInput{Seq: 1, DX: 1}).Append(nil)
 
-	oldConn := &fakeConn{}
-	s := h.Open(oldConn)
-	h.Message(s, oldConn, (&protocol.Hello{Version: protocol.Version}).Append(nil))
-	var w protocol.Welcome
-	if err := w.Decode(oldConn.find(t, protocol.TypeWelcome)); err != nil {
-		t.Fatal(err)
-	}
+	s, oldConn, w := welcomed(t, h)
 	h.Message(s, oldConn, game) // counted: clientSeq 1
 	if router.count() != 1 {
 		t.Fatalf("routed %d, want 1", router.count())
@@ -135,13 +125,28 @@ func (r *routedTypes) Route(s *Session, t protocol.MsgType, b []byte) error {
 	return r.countingRouter.Route(s, t, b)
 }
 
-func welcomed(t *testing.T, h *Hub) (*Session, *fakeConn) {
+// testHub starts a hub that stops when the test ends.
+func testHub(t *testing.T, cfg Config, router Router) *Hub {
+	t.Helper()
+	h, err := NewHub(cfg, router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Stop)
+	return h
+}
+
+// welcomed opens a session on a new fake connection and says HELLO.
+func welcomed(t *testing.T, h *Hub) (*Session, *fakeConn, protocol.Welcome) {
 	t.Helper()
 	c := &fakeConn{}
 	s := h.Open(c)
 	h.Message(s, c, (&protocol.Hello{Version: protocol.Version}).Append(nil))
-	c.find(t, protocol.TypeWelcome)
-	return s, c
+	var w protocol.Welcome
+	if err := w.Decode(c.find(t, protocol.TypeWelcome)); err != nil {
+		t.Fatal(err)
+	}
+	return s, c, w
 }
 
 // What a client sends while its session is frozen for a move is held,
@@ -150,12 +155,8 @@ func welcomed(t *testing.T, h *Hub) (*Session, *fakeConn) {
 // resume. Heartbeats are not held.
 func TestFrozenMessagesHeld(t *testing.T) {
 	router := &routedTypes{}
-	h, err := NewHub(Config{}, router)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Stop()
-	s, c := welcomed(t, h)
+	h := testHub(t, Config{}, router)
+	s, c, _ := welcomed(t, h)
 	h.Message(s, c, protocol.AppendType(nil, 0x1000)) // before: counted at once
 	s.Freeze()
 	for _, tp := range []protocol.MsgType{0x1001, 0x1002, 0x1003} {
@@ -181,7 +182,7 @@ func TestFrozenMessagesHeld(t *testing.T) {
 	}
 
 	// A session that moves drops what it held.
-	m, mc := welcomed(t, h)
+	m, mc, _ := welcomed(t, h)
 	m.Freeze()
 	h.Message(m, mc, append(protocol.AppendType(nil, 0x1005), 0xc0))
 	h.Retire(m, protocol.CloseDraining, "moved")
@@ -195,12 +196,8 @@ func TestFrozenMessagesHeld(t *testing.T) {
 // rest are dropped, not a message in the middle (the order is kept).
 func TestFrozenMessagesBounded(t *testing.T) {
 	router := &routedTypes{}
-	h, err := NewHub(Config{ReplayBytes: 100}, router)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Stop()
-	s, c := welcomed(t, h)
+	h := testHub(t, Config{ReplayBytes: 100}, router)
+	s, c, _ := welcomed(t, h)
 	s.Freeze()
 	body := make([]byte, 40) // 42-byte messages: two fit in 100
 	for i := 0; i < 4; i++ {
