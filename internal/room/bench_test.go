@@ -53,7 +53,7 @@ func benchRoom(b *testing.B, n int) (*room, []*sink) {
 	sinks := make([]*sink, n)
 	for i := range sinks {
 		s := &sink{id: fmt.Sprint(i)}
-		p := &player{id: s.id, member: s, room: r, seated: true, index: i}
+		p := &player{id: s.id, member: s, room: r, seated: true, index: int32(i)}
 		r.players = append(r.players, p)
 		r.gamePlayer = append(r.gamePlayer, p)
 		sinks[i] = s

@@ -2,27 +2,23 @@ package room
 
 import (
 	"time"
-
-	"github.com/gameserver/gameserver/internal/frame"
 )
 
 // player is a seat in a room; it implements game.Player. Its fields are
 // owned by the room's shard except member, which is fixed.
 type player struct {
-	id      string
-	member  Member
-	room    *room
-	data    any
-	seated  bool // OnJoin accepted and OnLeave not yet called
-	dropped bool // the connection is lost; the seat waits for a resume
-	gone    bool // left, or refused at join
-	dirty   bool // has frames queued since the last flush
-	index   int  // position in room.players
-
-	heldUntil time.Time // a restored seat waiting for its player; zero otherwise
-
-	joining bool           // inside OnJoin: frames for the player are held
-	held    []*frame.Frame // frames sent during OnJoin, released after JOINED
+	id     string
+	member Member
+	room   *room
+	data   any
+	// heldUntil is when a seat held for a player of another node (a
+	// restored or moved room) expires, in Unix nanoseconds; 0 otherwise.
+	heldUntil int64
+	index     int32 // position in room.players
+	seated    bool  // OnJoin accepted and OnLeave not yet called
+	dropped   bool  // the connection is lost; the seat waits for a resume
+	gone      bool  // left, or refused at join
+	dirty     bool  // has frames queued since the last flush
 }
 
 func (p *player) ID() string         { return p.id }

@@ -103,6 +103,8 @@ type room struct {
 	timers      timerHeap
 	timerSeq    uint64
 	dirty       []*player
+	joining     *player        // inside OnJoin: frames for the player are held
+	joinHeld    []*frame.Frame // frames sent during OnJoin, released after JOINED
 	metadata    map[string]any
 	disposing   string
 	createErr   error // OnCreate's refusal; read by awaitCreated once createdCh is closed
@@ -222,6 +224,12 @@ func (r *room) panicked(v any) {
 		r.disposing = "internal error"
 	}
 	r.failErr = game.ErrInternal
+	// A panic inside OnJoin leaves the joiner's held frames behind.
+	for _, f := range r.joinHeld {
+		f.Release()
+	}
+	clear(r.joinHeld)
+	r.joinHeld, r.joining = r.joinHeld[:0], nil
 }
 
 // endErr is what players and waiting joins are told when the room ends
@@ -280,7 +288,7 @@ func (r *room) handle(ev event) {
 		}
 	case evHold:
 		if p := ev.p; p.seated {
-			p.heldUntil = time.Now().Add(r.kind.cfg.ResumeWindow)
+			p.heldUntil = time.Now().Add(r.kind.cfg.ResumeWindow).UnixNano()
 			// The member's channel is gone: keep what the room sends for
 			// the session's new node.
 			p.member = &heldMember{sessionID: p.member.ID(), userID: p.member.UserID()}
@@ -337,7 +345,7 @@ func (r *room) join(ev event) {
 	// takes that seat back rather than a new one.
 	if uid := p.member.UserID(); uid != "" {
 		for _, q := range r.players {
-			if !q.heldUntil.IsZero() && q.member.UserID() == uid {
+			if q.heldUntil != 0 && q.member.UserID() == uid {
 				r.m.releaseSeat(r) // the reservation: the held seat is counted already
 				mb := p.member
 				p.gone = true
@@ -350,11 +358,12 @@ func (r *room) join(ev event) {
 	req := game.JoinRequest{Options: ev.x.opts, UserID: p.member.UserID(), Claims: p.member.Claims()}
 	// What OnJoin sends p waits until JOINED is out, so the client always
 	// learns it joined before it hears from the room.
-	p.joining = true
+	r.joining = p
 	err := r.handler.OnJoin(r, p, req)
-	p.joining = false
-	held := p.held
-	p.held = nil
+	r.joining = nil
+	held := r.joinHeld
+	r.joinHeld = held[:0]
+	defer clear(held)
 	if err != nil {
 		for _, f := range held {
 			f.Release()
@@ -363,7 +372,7 @@ func (r *room) join(ev event) {
 		return
 	}
 	p.seated = true
-	p.index = len(r.players)
+	p.index = int32(len(r.players))
 	r.players = append(r.players, p)
 	r.gamePlayer = append(r.gamePlayer, p)
 	r.m.stats.Players.Add(1)
@@ -663,9 +672,9 @@ func (r *room) sendMsgAnyway(p *player, m protocol.Message) {
 }
 
 func (r *room) queue(p *player, f *frame.Frame) {
-	if p.joining {
+	if p == r.joining {
 		f.Retain()
-		p.held = append(p.held, f)
+		r.joinHeld = append(r.joinHeld, f)
 		return
 	}
 	_ = p.member.Send(f)

@@ -152,10 +152,10 @@ func (r *room) restoreFrom(env *Envelope) error {
 		r.metadataRaw = raw
 		r.m.mu.Unlock()
 	}
-	deadline := time.Now().Add(r.kind.cfg.ResumeWindow)
+	deadline := time.Now().Add(r.kind.cfg.ResumeWindow).UnixNano()
 	for _, st := range env.Seats {
 		p := &player{id: st.PlayerID, member: &heldMember{sessionID: st.SessionID, userID: st.UserID}, room: r,
-			seated: true, dropped: true, heldUntil: deadline, index: len(r.players)}
+			seated: true, dropped: true, heldUntil: deadline, index: int32(len(r.players))}
 		r.players = append(r.players, p)
 		r.gamePlayer = append(r.gamePlayer, p)
 		r.m.stats.Players.Add(1)
@@ -207,7 +207,7 @@ func (r *room) reseat(mb Member, playerID string) {
 		h.handOver(mb)
 	}
 	p.member = mb
-	p.heldUntil = time.Time{}
+	p.heldUntil = 0
 	mb.SetData(p)
 	if !p.dirty {
 		p.dirty = true
@@ -224,7 +224,7 @@ func (r *room) reseat(mb Member, playerID string) {
 func (r *room) expireHeld(now time.Time) {
 	for i := len(r.players) - 1; i >= 0; i-- {
 		p := r.players[i]
-		if !p.heldUntil.IsZero() && now.After(p.heldUntil) {
+		if p.heldUntil != 0 && now.UnixNano() > p.heldUntil {
 			r.log.Debug("held seat expired", zap.String("player", p.id))
 			if h, ok := p.member.(*heldMember); ok {
 				h.drop()

@@ -100,7 +100,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	}
 	var again []byte
 	err = b.call(ctx, roomID, func(r *room) error {
-		if len(r.players) != 2 || !r.players[0].dropped || r.players[0].heldUntil.IsZero() {
+		if len(r.players) != 2 || !r.players[0].dropped || r.players[0].heldUntil == 0 {
 			t.Errorf("restored seats not held: %+v", r.players)
 		}
 		g, err := r.handler.(game.Snapshotter).Snapshot(r)

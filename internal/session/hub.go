@@ -139,9 +139,11 @@ type Hub struct {
 
 	msgInterval int64 // nanoseconds per message of the rate limit
 
-	mu       sync.Mutex
-	sessions map[*Session]struct{} // every session, for the sweeper
-	byID     map[string]*Session   // sessions past WELCOME, for resumes
+	// Every session is in one of the two maps until it ends: the sweeper
+	// goes over both.
+	mu      sync.Mutex
+	pending map[*Session]struct{} // sessions awaiting HELLO or RESUME
+	byID    map[string]*Session   // sessions past WELCOME, for resumes
 
 	done     chan struct{}
 	stopOnce sync.Once
@@ -157,12 +159,12 @@ func NewHub(cfg Config, router Router) (*Hub, error) {
 		router = noRooms{}
 	}
 	h := &Hub{
-		cfg:      cfg,
-		router:   router,
-		log:      cfg.Logger,
-		sessions: make(map[*Session]struct{}),
-		byID:     make(map[string]*Session),
-		done:     make(chan struct{}),
+		cfg:     cfg,
+		router:  router,
+		log:     cfg.Logger,
+		pending: make(map[*Session]struct{}),
+		byID:    make(map[string]*Session),
+		done:    make(chan struct{}),
 
 		msgInterval: int64(float64(time.Second) / cfg.RateLimit),
 	}
@@ -181,7 +183,26 @@ func (h *Hub) Stats() *Stats { return &h.stats }
 func (h *Hub) Len() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.sessions)
+	return len(h.pending) + len(h.byID)
+}
+
+// appendAllLocked appends every session to dst. h.mu must be held.
+func (h *Hub) appendAllLocked(dst []*Session) []*Session {
+	for s := range h.pending {
+		dst = append(dst, s)
+	}
+	for _, s := range h.byID {
+		dst = append(dst, s)
+	}
+	return dst
+}
+
+// forgetLocked takes s out of the maps. h.mu must be held.
+func (h *Hub) forgetLocked(s *Session) {
+	delete(h.pending, s)
+	if s.id != "" && h.byID[s.id] == s {
+		delete(h.byID, s.id)
+	}
 }
 
 // Get returns the session with this ID, or nil.
@@ -218,14 +239,11 @@ func (h *Hub) Stop() {
 // Open creates the session of a new connection. It waits for HELLO or
 // RESUME.
 func (h *Hub) Open(c Conn) *Session {
-	s := &Session{
-		hub:    h,
-		conn:   c,
-		opened: time.Now().UnixNano(),
-	}
-	s.buf.maxMsgs, s.buf.maxBytes = h.cfg.ReplayMessages, h.cfg.ReplayBytes
+	s := &Session{hub: h, conn: c}
+	s.deadline.Store(time.Now().Add(h.cfg.HelloTimeout).UnixNano())
+	s.buf.setBounds(h.cfg.ReplayMessages, h.cfg.ReplayBytes)
 	h.mu.Lock()
-	h.sessions[s] = struct{}{}
+	h.pending[s] = struct{}{}
 	h.mu.Unlock()
 	h.stats.Opened.Add(1)
 	c.SetData(s)
@@ -260,18 +278,17 @@ func (h *Hub) ConnClosed(s *Session, c Conn, code uint16, byPeer bool) {
 		h.destroy(s)
 		return
 	}
+	// The sweeper may look before the router answers: until then the
+	// session has the default window.
+	at := time.Now()
+	s.deadline.Store(at.Add(h.cfg.ResumeWindow).UnixNano())
 	s.state.Store(stateDetached)
-	s.detachedAt = time.Now().UnixNano()
 	s.mu.Unlock()
 	h.stats.Active.Add(-1)
 	h.stats.Detached.Add(1)
-	grace, ok := h.router.Detached(s)
-	if !ok {
-		grace = h.cfg.ResumeWindow
+	if grace, ok := h.router.Detached(s); ok {
+		s.deadline.Store(at.Add(grace).UnixNano())
 	}
-	s.mu.Lock()
-	s.grace = grace
-	s.mu.Unlock()
 }
 
 // destroy ends a session for good.
@@ -281,10 +298,7 @@ func (h *Hub) destroy(s *Session) {
 		return
 	}
 	h.mu.Lock()
-	delete(h.sessions, s)
-	if s.id != "" && h.byID[s.id] == s {
-		delete(h.byID, s.id)
-	}
+	h.forgetLocked(s)
 	h.mu.Unlock()
 	s.mu.Lock()
 	s.buf.reset()
@@ -348,7 +362,7 @@ func (h *Hub) message(s *Session, c Conn, msg []byte) {
 	if !s.budget.allow(time.Now().UnixNano(), h.msgInterval, h.cfg.RateBurst) {
 		h.stats.RateLimited.Add(1)
 		s.rejectedInRow++
-		if s.rejectedInRow >= h.cfg.MaxRejected {
+		if int(s.rejectedInRow) >= h.cfg.MaxRejected {
 			s.Close(protocol.ClosePolicyViolation, "message rate limit exceeded")
 			return
 		}
@@ -432,7 +446,7 @@ func (h *Hub) badReq(s *Session, err error, t protocol.MsgType, reqID uint32) {
 	default:
 		return // a refused request (room full, not in a room...): a normal answer
 	}
-	if s.badInRow >= h.cfg.MaxBadMessages {
+	if int(s.badInRow) >= h.cfg.MaxBadMessages {
 		s.Close(protocol.ClosePolicyViolation, "too many bad messages")
 	}
 }
@@ -493,15 +507,18 @@ func (h *Hub) hello(s *Session, body []byte) {
 	}
 	s.id = newToken(16)
 	s.token = newToken(32)
-	s.client = m.Client
 	h.mu.Lock()
+	delete(h.pending, s)
 	h.byID[s.id] = s
 	h.mu.Unlock()
 	s.mu.Lock()
 	ok := s.state.CompareAndSwap(stateAwaitHello, stateActive)
 	s.mu.Unlock()
-	if !ok {
-		return // closed meanwhile
+	if !ok { // closed meanwhile
+		h.mu.Lock()
+		h.forgetLocked(s)
+		h.mu.Unlock()
+		return
 	}
 	h.stats.Active.Add(1)
 	h.schedulePing(s)
@@ -684,10 +701,7 @@ func (h *Hub) sweep() {
 			return
 		case now := <-t.C:
 			h.mu.Lock()
-			batch = batch[:0]
-			for s := range h.sessions {
-				batch = append(batch, s)
-			}
+			batch = h.appendAllLocked(batch[:0])
 			h.mu.Unlock()
 			h.sweepSessions(now.UnixNano(), batch)
 			clear(batch)
@@ -700,7 +714,7 @@ func (h *Hub) sweepSessions(now int64, sessions []*Session) {
 	for _, s := range sessions {
 		switch s.state.Load() {
 		case stateAwaitHello:
-			if now-s.opened > int64(h.cfg.HelloTimeout) && s.expired.CompareAndSwap(false, true) {
+			if now > s.deadline.Load() && s.expired.CompareAndSwap(false, true) {
 				h.stats.HelloTimeouts.Add(1)
 				s.SendError(protocol.NewError(protocol.CodeHelloTimeout, "no hello within the time limit"), 0, 0)
 				s.Close(protocol.CloseHelloTimeout, "hello timeout")
@@ -727,10 +741,7 @@ func (h *Hub) sweepSessions(now int64, sessions []*Session) {
 				h.ping(s, now)
 			}
 		case stateDetached:
-			s.mu.Lock()
-			expired := now-s.detachedAt > int64(s.grace)
-			s.mu.Unlock()
-			if expired {
+			if now > s.deadline.Load() {
 				h.stats.Expired.Add(1)
 				h.destroy(s)
 			}
@@ -750,10 +761,7 @@ func (h *Hub) ping(s *Session, now int64) {
 // detached ones.
 func (h *Hub) Shutdown(code protocol.CloseCode, reason string) {
 	h.mu.Lock()
-	all := make([]*Session, 0, len(h.sessions))
-	for s := range h.sessions {
-		all = append(all, s)
-	}
+	all := h.appendAllLocked(make([]*Session, 0, len(h.pending)+len(h.byID)))
 	h.mu.Unlock()
 	for _, s := range all {
 		if s.state.Load() == stateDetached {

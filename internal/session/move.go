@@ -104,10 +104,7 @@ func (h *Hub) Retire(s *Session, code protocol.CloseCode, reason string) {
 		return
 	}
 	h.mu.Lock()
-	delete(h.sessions, s)
-	if h.byID[s.id] == s {
-		delete(h.byID, s.id)
-	}
+	h.forgetLocked(s)
 	h.mu.Unlock()
 	s.mu.Lock()
 	c := s.conn
@@ -139,12 +136,11 @@ func (h *Hub) Import(st State) (*Session, error) {
 	}
 	s := &Session{
 		hub: h, id: st.ID, token: st.Token, userID: st.UserID, claims: st.Claims,
-		opened: time.Now().UnixNano(),
 		outSeq: st.OutSeq,
 	}
 	s.expires.Store(st.Expires)
 	s.inSeq.Store(st.InSeq)
-	s.buf.maxMsgs, s.buf.maxBytes = max(h.cfg.ReplayMessages, len(st.Replay)), max(h.cfg.ReplayBytes, 1)
+	s.buf.setBounds(max(h.cfg.ReplayMessages, len(st.Replay)), h.cfg.ReplayBytes)
 	for i, b := range st.Replay {
 		f := frame.New()
 		f.Grow(len(b))
@@ -153,15 +149,13 @@ func (h *Hub) Import(st State) (*Session, error) {
 		f.Release()
 	}
 	s.state.Store(stateDetached)
-	s.detachedAt = time.Now().UnixNano()
-	s.grace = h.cfg.ResumeWindow
+	s.deadline.Store(time.Now().Add(h.cfg.ResumeWindow).UnixNano())
 	h.mu.Lock()
 	if h.byID[s.id] != nil {
 		h.mu.Unlock()
 		s.buf.reset()
 		return nil, ErrSessionExists
 	}
-	h.sessions[s] = struct{}{}
 	h.byID[s.id] = s
 	h.mu.Unlock()
 	h.stats.Detached.Add(1)

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"math"
 	"sync"
 
 	"github.com/gameserver/gameserver/internal/frame"
@@ -14,12 +15,19 @@ import (
 // leaves no outgrown arrays behind for the collector.
 type replay struct {
 	head, tail *replayChunk
-	off        int    // position of the oldest frame in head
-	n          int    // frames held
 	firstSeq   uint64 // sequence number of the oldest frame
 	bytes      int
-	maxMsgs    int
-	maxBytes   int
+	off        int32 // position of the oldest frame in head
+	n          int32 // frames held
+	maxMsgs    int32
+	maxBytes   int32
+}
+
+// setBounds sets the buffer's bounds; bounds past 2 GiB (or 2^31 frames)
+// hold at that.
+func (b *replay) setBounds(msgs, bytes int) {
+	b.maxMsgs = int32(min(max(msgs, 1), math.MaxInt32))
+	b.maxBytes = int32(min(max(bytes, 1), math.MaxInt32))
 }
 
 // chunkLen frames per chunk: 136 bytes, the allocator's 144-byte class.
@@ -54,7 +62,7 @@ func (b *replay) push(seq uint64, f *frame.Frame) {
 	b.tail.frames[i] = f
 	b.n++
 	b.bytes += f.Len()
-	for b.bytes > b.maxBytes && b.n > 1 {
+	for b.bytes > int(b.maxBytes) && b.n > 1 {
 		b.dropOldest()
 	}
 }
@@ -99,7 +107,7 @@ func (b *replay) covers(lastSeq, last uint64) bool {
 // each calls fn for every held frame after lastSeq, in order.
 func (b *replay) each(lastSeq uint64, fn func(seq uint64, f *frame.Frame)) {
 	c, i := b.head, b.off
-	for k := 0; k < b.n; k++ {
+	for k := int32(0); k < b.n; k++ {
 		if i == chunkLen {
 			c, i = c.next, 0
 		}

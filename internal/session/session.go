@@ -67,22 +67,23 @@ type Session struct {
 	hub       *Hub
 	id        string // set at WELCOME; fixed after
 	token     string // resume token
-	opened    int64  // Unix nanoseconds
 	state     atomic.Uint32
 	pingNonce atomic.Uint32 // of the last server PING (heartbeat, below)
 	budget    budget        // messages the client may send (msgMu)
 	userID    string
 	claims    map[string]any
 	expires   atomic.Int64 // Unix nanoseconds; 0 = never
+	// deadline is when the sweeper ends the session, in Unix nanoseconds:
+	// the hello timeout while it awaits HELLO, the end of the resume
+	// window while it is detached; unused while active.
+	deadline atomic.Int64
 
 	// Guarded by mu: the connection and the outbound sequence.
-	mu         sync.Mutex
-	conn       Conn
-	outSeq     uint64 // last sequence number sent
-	buf        replay
-	detachedAt int64
-	grace      time.Duration
-	resumes    *rate.Limiter // made at the first resume
+	mu      sync.Mutex
+	conn    Conn
+	outSeq  uint64 // last sequence number sent
+	buf     replay
+	resumes *rate.Limiter // made at the first resume
 
 	msgMu   sync.Mutex    // held while a client message is handled (see Freeze)
 	inSeq   atomic.Uint64 // sequenced messages received from the client
@@ -91,9 +92,8 @@ type Session struct {
 	held    *heldMsgs     // client messages that arrived while frozen (msgMu)
 
 	// Touched only by the goroutine that delivers this session's messages.
-	rejectedInRow int
-	badInRow      int
-	client        string
+	rejectedInRow int32
+	badInRow      int32
 
 	// Heartbeat: the sweeper writes pings, the message goroutine reads pongs.
 	nextPing   atomic.Int64 // Unix nanoseconds
