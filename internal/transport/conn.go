@@ -109,9 +109,10 @@ type Conn struct {
 	closeDeadline int64      // Unix nanoseconds; in stateClosing, tear down after it
 	closeInfo     *CloseInfo // set when the close handshake begins
 
-	// Read side.
-	rbuf []byte // an incomplete frame, nil when none
-	frag []byte // a fragmented message being assembled
+	// Read side: pooled buffers (see getBuf), nil when none, as they are
+	// on an idle connection.
+	rbuf *[]byte // an incomplete frame
+	frag *[]byte // a fragmented message being assembled
 }
 
 // Data returns the value stored with SetData, or nil.

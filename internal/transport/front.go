@@ -161,7 +161,8 @@ func temporaryAcceptError(err error) bool {
 func (f *Front) serve(nc net.Conn) {
 	s := f.srv
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	buf := getBuf(firstHeadBuf)
+	p := getBuf(firstHeadBuf)
+	buf := *p // what was read; *p is brought up to date before p is handed on
 	end := -1
 	for end < 0 {
 		if len(buf) == cap(buf) {
@@ -171,12 +172,13 @@ func (f *Front) serve(nc net.Conn) {
 				}
 				_, _ = nc.Write(appendResponse(buf[:0], http.StatusRequestHeaderFieldsTooLarge, "", "request header fields too large"))
 				lingerClose(nc, buf)
-				putBuf(buf)
+				putBuf(p)
 				return
 			}
-			nb := append(getBuf(maxHeadBytes), buf...)
-			putBuf(buf)
-			buf = nb
+			np := getBuf(maxHeadBytes)
+			*np = append(*np, buf...)
+			putBuf(p)
+			p, buf = np, *np
 		}
 		old := len(buf)
 		n, err := nc.Read(buf[old:cap(buf)])
@@ -185,17 +187,18 @@ func (f *Front) serve(nc net.Conn) {
 		if end < 0 && err != nil {
 			// Silent, half-sent or gone: dropped without an answer.
 			_ = nc.Close()
-			putBuf(buf)
+			putBuf(p)
 			return
 		}
 	}
+	*p = buf
 	h, ok := parseHead(buf[:end])
 	if !ok || string(h.method) != http.MethodGet || string(h.path) != f.path ||
 		(f.intercept != nil && f.intercept(string(h.query))) {
-		f.pass(nc, buf)
+		f.pass(nc, p)
 		return
 	}
-	f.upgrade(nc, buf, end, &h)
+	f.upgrade(nc, p, end, &h)
 }
 
 // wsRequestLine reports whether head starts with a GET of the WebSocket
@@ -205,11 +208,12 @@ func (f *Front) wsRequestLine(head []byte) bool {
 	return ok && len(rest) > 0 && (rest[0] == ' ' || rest[0] == '?')
 }
 
-// pass hands nc to the http.Server, buf (what was read) first.
-func (f *Front) pass(nc net.Conn, buf []byte) {
+// pass hands nc to the http.Server, *p (what was read) first. It owns p
+// and nc.
+func (f *Front) pass(nc net.Conn, p *[]byte) {
 	_ = nc.SetDeadline(time.Time{}) // the http.Server sets its own
-	pc := &prefixConn{Conn: nc, pre: append([]byte(nil), buf...)}
-	putBuf(buf)
+	pc := &prefixConn{Conn: nc, pre: append([]byte(nil), *p...)}
+	putBuf(p)
 	select {
 	case f.conns <- pc:
 	case <-f.closed:
@@ -217,10 +221,11 @@ func (f *Front) pass(nc net.Conn, buf []byte) {
 	}
 }
 
-// upgrade admits and upgrades the request whose head is buf[:end]; bytes
-// after it are the connection's first data. It owns buf and nc.
-func (f *Front) upgrade(nc net.Conn, buf []byte, end int, h *requestHead) {
+// upgrade admits and upgrades the request whose head is (*p)[:end]; bytes
+// after it are the connection's first data. It owns p and nc.
+func (f *Front) upgrade(nc net.Conn, p *[]byte, end int, h *requestHead) {
 	s := f.srv
+	buf := *p
 	remote := addrPort(nc.RemoteAddr())
 	ip := remote.Addr().Unmap()
 	var origin, host string
@@ -231,7 +236,7 @@ func (f *Front) upgrade(nc net.Conn, buf []byte, end int, h *requestHead) {
 		s.stats.Rejected[rf.reason].Add(1)
 		_, _ = nc.Write(appendResponse(buf[:0], rf.status, rf.reason.String(), rf.msg))
 		lingerClose(nc, buf)
-		putBuf(buf)
+		putBuf(p)
 		return
 	}
 	hr := headReaders.Get().(*headReader)
@@ -245,11 +250,11 @@ func (f *Front) upgrade(nc net.Conn, buf []byte, end int, h *requestHead) {
 		s.releaseIP(ip)
 		s.stats.Open.Add(-1)
 		lingerClose(nc, buf)
-		putBuf(buf)
+		putBuf(p)
 		return
 	}
 	s.attach(nc, remote, buf[end:]) // copies what follows the head
-	putBuf(buf)
+	putBuf(p)
 }
 
 // headReader gives the upgrader the request head already read, then EOF

@@ -74,13 +74,13 @@ func (w *worker) serve(c *Conn) {
 // remain after its budget.
 func (w *worker) readConn(c *Conn) (more bool) {
 	for i := 0; i < readsPerTurn; i++ {
-		fromRbuf := c.rbuf != nil
+		rb := c.rbuf // the frame begun earlier, or nil
 		n := 0
 		drained := false
-		if !fromRbuf || len(c.rbuf) < int(c.rneed) {
+		if rb == nil || len(*rb) < int(c.rneed) {
 			dst := w.buf
-			if fromRbuf {
-				dst = c.rbuf[len(c.rbuf):c.rneed]
+			if rb != nil {
+				dst = (*rb)[len(*rb):c.rneed]
 			}
 			var err error
 			n, err = unix.Read(int(c.fd), dst)
@@ -99,22 +99,24 @@ func (w *worker) readConn(c *Conn) (more bool) {
 			drained = n < len(dst)
 		}
 		var data []byte
-		if fromRbuf {
-			c.rbuf = c.rbuf[:len(c.rbuf)+n]
-			if len(c.rbuf) < int(c.rneed) {
+		if rb != nil {
+			*rb = (*rb)[:len(*rb)+n]
+			if len(*rb) < int(c.rneed) {
 				if drained {
 					return false
 				}
 				continue
 			}
-			data = c.rbuf
+			// consume may keep a new partial frame in a buffer of its
+			// own; rb goes back to the pool once consume is done with it.
+			data = *rb
 			c.rbuf = nil
 		} else {
 			data = w.buf[:n]
 		}
 		cerr := w.consume(c, data)
-		if fromRbuf {
-			putBuf(data)
+		if rb != nil {
+			putBuf(rb)
 		}
 		if cerr != nil {
 			if cerr == errPeerClosed {
@@ -149,7 +151,7 @@ func (w *worker) consume(c *Conn, data []byte) *closeErr {
 		if err != nil {
 			return err.(*closeErr)
 		}
-		if cerr := checkHeader(&h, c.fragmenting, len(c.frag), max); cerr != nil {
+		if cerr := checkHeader(&h, c.fragmenting, c.fragLen(), max); cerr != nil {
 			return cerr
 		}
 		total := h.size + int(h.length)
@@ -167,13 +169,22 @@ func (w *worker) consume(c *Conn, data []byte) *closeErr {
 	return nil
 }
 
+// fragLen is the length of the fragmented message assembled so far.
+func (c *Conn) fragLen() int {
+	if c.frag == nil {
+		return 0
+	}
+	return len(*c.frag)
+}
+
 // keepPartial stores the start of a frame until need bytes are available.
 func (c *Conn) keepPartial(data []byte, need int) {
 	if need < len(data) {
 		need = len(data)
 	}
-	b := getBuf(need)
-	c.rbuf = append(b, data...)
+	p := getBuf(need)
+	*p = append(*p, data...)
+	c.rbuf = p
 	c.rneed = int32(need)
 }
 
@@ -186,17 +197,22 @@ func (w *worker) frame(c *Conn, h *frameHeader, payload []byte) *closeErr {
 			return nil
 		}
 		c.fragmenting = true
-		c.frag = append(getBuf(len(payload)), payload...)
+		p := getBuf(len(payload))
+		*p = append(*p, payload...)
+		c.frag = p
 	case opContinuation:
-		if need := len(c.frag) + len(payload); need > cap(c.frag) {
-			nb := append(getBuf(max(need, 2*cap(c.frag))), c.frag...)
-			putBuf(c.frag)
-			c.frag = nb
+		p := c.frag // not nil: checkHeader let a continuation through
+		if need := len(*p) + len(payload); need > cap(*p) {
+			np := getBuf(max(need, 2*cap(*p)))
+			*np = append(*np, *p...)
+			putBuf(p)
+			p = np
+			c.frag = p
 		}
-		c.frag = append(c.frag, payload...)
+		*p = append(*p, payload...)
 		if h.fin {
-			w.deliver(c, c.frag)
-			putBuf(c.frag)
+			w.deliver(c, *p)
+			putBuf(p)
 			c.frag = nil
 			c.fragmenting = false
 		}
