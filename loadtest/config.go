@@ -115,7 +115,7 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.rawServerPID, "server-pid", "", "PID of the server process to sample (CPU, RSS) through /proc; comma-separated for a cluster's nodes, whose figures add up")
 	fs.IntVar(&c.Processes, "processes", 0, "driver processes (0: one per 18,000 bots, 9,000 over the fallback)")
 	fs.BoolVar(&c.Join, "join", true, "join rooms (idle joins chat rooms; churn joins arena rooms)")
-	fs.BoolVar(&c.Ack, "ack", true, "acknowledge received messages in the bots' PINGs, so the server can free its replay buffers")
+	fs.BoolVar(&c.Ack, "ack", true, "acknowledge received messages in the bots' PINGs and PONGs, so the server can free its replay buffers")
 	fs.IntVar(&c.InputHz, "input-hz", 20, "arena inputs per second per bot")
 	fs.Float64Var(&c.ChatRate, "chat-rate", 1, "chat messages per second per bot (chat scenario)")
 	fs.DurationVar(&c.ChurnLife, "churn-life", 5*time.Second, "mean time a churn bot stays before it leaves, closes or drops")

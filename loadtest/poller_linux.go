@@ -277,6 +277,9 @@ func (p *poller) message(b *bot, msg []byte, now int64) bool {
 			b.mu.Unlock()
 		}
 		pong := protocol.Pong{Nonce: m.Nonce}
+		if e.cfg.Ack {
+			pong.Ack = b.recvSeq.Load()
+		}
 		b.sendMsg(pong.Append(p.wbuf[:0]), &p.fbuf, p.c)
 	case protocol.TypePong:
 		var m protocol.Pong

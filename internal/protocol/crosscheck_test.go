@@ -46,7 +46,7 @@ func expectArray(t *testing.T, m Message) []any {
 	case *Ping:
 		return []any{uint64(m.Nonce), uint64(m.RTTMicros), m.Ack}
 	case *Pong:
-		return []any{uint64(m.Nonce)}
+		return []any{uint64(m.Nonce), m.Ack}
 	case *ErrorMsg:
 		return []any{uint64(m.Code), m.Message, uint64(m.Ref), uint64(m.ReqID)}
 	case *Kick:

@@ -248,7 +248,7 @@ func TestErrorMessagesNameTheField(t *testing.T) {
 		{msg(TypeJoin, []byte{0x92, 0x01, 0x09}), "bad_request: join: field 1 (mode): unknown join mode 9"},
 		{msg(TypeRooms, []byte{0x92, 0x01, 0x92, 0x90, 0x91, 0x05}), "bad_request: rooms: room 1: field 0 (roomID): string expected at offset 5, found integer"},
 		{msg(TypePong, []byte{0x91, 0x01, 0x00}), "bad_request: pong: 1 trailing bytes after the body"},
-		{msg(TypePong, []byte{0x92, 0x01}, nested(40)), "too_large: pong: field 1 (extra): value at offset 34 nests deeper than 32 levels"},
+		{msg(TypePong, []byte{0x93, 0x01, 0x00}, nested(40)), "too_large: pong: field 2 (extra): value at offset 35 nests deeper than 32 levels"},
 		{msg(TypeHello, []byte{0x81}), "bad_request: hello: array expected at offset 0, found map"},
 	}
 	for _, c := range cases {

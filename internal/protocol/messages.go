@@ -121,6 +121,11 @@ func (m *Ping) Decode(body []byte) error {
 // Pong (both directions) answers a [Ping].
 type Pong struct {
 	Nonce uint32 // the nonce of the ping answered; required
+	// Ack is as in [Ping]: the sequence number of the last sequenced
+	// message the sender received (0 = none). The server pings when the
+	// messages a client has not acknowledged pile up, and trims its replay
+	// buffer when the answer comes.
+	Ack uint64
 }
 
 // Type returns [TypePong].
@@ -128,8 +133,9 @@ func (*Pong) Type() MsgType { return TypePong }
 
 // Append appends the whole message to dst.
 func (m *Pong) Append(dst []byte) []byte {
-	dst = append(dst, byte(TypePong>>8), byte(TypePong), mpFixArray|1)
-	return AppendUint(dst, uint64(m.Nonce))
+	dst = append(dst, byte(TypePong>>8), byte(TypePong), mpFixArray|2)
+	dst = AppendUint(dst, uint64(m.Nonce))
+	return AppendUint(dst, m.Ack)
 }
 
 // Decode decodes a PONG body without allocating.
@@ -137,6 +143,7 @@ func (m *Pong) Decode(body []byte) error {
 	var f fieldReader
 	f.begin(body, "pong", 1)
 	m.Nonce = f.u32("nonce")
+	m.Ack = f.u64("ack")
 	return f.close()
 }
 

@@ -96,7 +96,7 @@ func fieldsOf(m Message) (object, error) {
 	case *Ping:
 		return object{{"nonce", m.Nonce}, {"rttUs", m.RTTMicros}, {"ack", u64s(m.Ack)}}, nil
 	case *Pong:
-		return object{{"nonce", m.Nonce}}, nil
+		return object{{"nonce", m.Nonce}, {"ack", u64s(m.Ack)}}, nil
 	case *ErrorMsg:
 		return object{{"code", m.Code}, {"message", m.Message}, {"ref", m.Ref}, {"reqID", m.ReqID}}, nil
 	case *Kick:

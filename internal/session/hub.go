@@ -380,12 +380,15 @@ func (h *Hub) message(s *Session, c Conn, msg []byte) {
 		if p.Ack != 0 {
 			s.ack(p.Ack)
 		}
-		s.control(&protocol.Pong{Nonce: p.Nonce})
+		s.control(&protocol.Pong{Nonce: p.Nonce, Ack: s.inSeq.Load()})
 	case t == protocol.TypePong:
 		var p protocol.Pong
 		if err := p.Decode(body); err != nil {
 			h.bad(s, err, t)
 			return
+		}
+		if p.Ack != 0 {
+			s.ack(p.Ack)
 		}
 		if sent := s.pingSentAt.Load(); sent != 0 && p.Nonce == s.pingNonce.Load() {
 			s.rtt.Store(time.Now().UnixNano() - sent)
@@ -749,13 +752,7 @@ func (h *Hub) sweepSessions(now int64, sessions []*Session) {
 	}
 }
 
-func (h *Hub) ping(s *Session, now int64) {
-	n := s.pingNonce.Add(1)
-	s.pingSentAt.Store(now)
-	s.nextPing.Store(now + int64(h.cfg.PingInterval))
-	s.control(&protocol.Ping{Nonce: n, RTTMicros: uint32(min(s.rtt.Load()/1000, 1<<32-1)), Ack: s.inSeq.Load()})
-	h.stats.PingsSent.Add(1)
-}
+func (h *Hub) ping(s *Session, now int64) { s.sendNow(s.newPing(now)) }
 
 // Shutdown closes every session's connection with code and ends the
 // detached ones.

@@ -16,19 +16,30 @@ import (
 type replay struct {
 	head, tail *replayChunk
 	firstSeq   uint64 // sequence number of the oldest frame
-	bytes      int
+	bytes      int32
 	off        int32 // position of the oldest frame in head
 	n          int32 // frames held
+	sinceAsk   int32 // frames pushed since the last ack or ask
 	maxMsgs    int32
 	maxBytes   int32
 }
 
-// setBounds sets the buffer's bounds; bounds past 2 GiB (or 2^31 frames)
-// hold at that.
+// askEvery is how many unacknowledged frames make the session ask the
+// client for an ack (a PING), unless half the bound is fewer.
+const askEvery = 32
+
+// maxReplayBytes caps the byte bound, so the count of bytes held (the
+// bound plus one frame) fits an int32.
+const maxReplayBytes = 1 << 30
+
+// setBounds sets the buffer's bounds; a byte bound past 1 GiB holds at
+// that.
 func (b *replay) setBounds(msgs, bytes int) {
 	b.maxMsgs = int32(min(max(msgs, 1), math.MaxInt32))
-	b.maxBytes = int32(min(max(bytes, 1), math.MaxInt32))
+	b.maxBytes = int32(min(max(bytes, 1), maxReplayBytes))
 }
+
+func (b *replay) askStep() int32 { return max(min(askEvery, b.maxMsgs/2), 1) }
 
 // chunkLen frames per chunk: 136 bytes, the allocator's 144-byte class.
 const chunkLen = 16
@@ -41,8 +52,10 @@ type replayChunk struct {
 var replayChunks = sync.Pool{New: func() any { return new(replayChunk) }}
 
 // push appends the frame with sequence number seq (always the previous
-// seq + 1), dropping the oldest entries past the bounds.
-func (b *replay) push(seq uint64, f *frame.Frame) {
+// seq + 1), dropping the oldest entries past the bounds. It reports
+// whether to ask the client for an ack: when askEvery frames were added
+// since the last ack or the last ask and none is acknowledged.
+func (b *replay) push(seq uint64, f *frame.Frame) (ask bool) {
 	if b.n >= b.maxMsgs {
 		b.dropOldest()
 	}
@@ -61,17 +74,23 @@ func (b *replay) push(seq uint64, f *frame.Frame) {
 	f.Retain()
 	b.tail.frames[i] = f
 	b.n++
-	b.bytes += f.Len()
-	for b.bytes > int(b.maxBytes) && b.n > 1 {
+	b.bytes += int32(f.Len())
+	for b.bytes > b.maxBytes && b.n > 1 {
 		b.dropOldest()
 	}
+	b.sinceAsk++
+	if b.sinceAsk >= b.askStep() {
+		b.sinceAsk = 0
+		return true
+	}
+	return false
 }
 
 // dropOldest releases the oldest frame, and its chunk once that is empty.
 func (b *replay) dropOldest() {
 	f := b.head.frames[b.off]
 	b.head.frames[b.off] = nil
-	b.bytes -= f.Len()
+	b.bytes -= int32(f.Len())
 	f.Release()
 	b.off++
 	b.n--
@@ -91,6 +110,9 @@ func (b *replay) dropOldest() {
 
 // ack forgets everything up to and including seq.
 func (b *replay) ack(seq uint64) {
+	if b.n > 0 && b.firstSeq <= seq {
+		b.sinceAsk = 0
+	}
 	for b.n > 0 && b.firstSeq <= seq {
 		b.dropOldest()
 	}
@@ -124,4 +146,5 @@ func (b *replay) reset() {
 		b.dropOldest()
 	}
 	b.bytes = 0
+	b.sinceAsk = 0
 }

@@ -163,3 +163,50 @@ func BenchmarkReplayPush(b *testing.B) {
 	r.reset()
 	f.Release()
 }
+
+// The buffer asks for an ack once askEvery frames wait since the last ack
+// or the last ask, and after half the bound when that is less.
+func TestReplayAsksForAcks(t *testing.T) {
+	var b replay
+	b.setBounds(1024, 1<<20)
+	f := testFrame(1)
+	defer f.Release()
+	var asked []uint64
+	push := func(from, to uint64) {
+		for seq := from; seq <= to; seq++ {
+			if b.push(seq, f) {
+				asked = append(asked, seq)
+			}
+		}
+	}
+	push(1, 100)
+	if want := []uint64{32, 64, 96}; !equalSeqs(asked, want) {
+		t.Fatalf("unanswered: asked at %v, want %v", asked, want)
+	}
+	asked = nil
+	b.ack(98) // two left: ask when 32 more wait
+	push(101, 140)
+	if want := []uint64{132}; !equalSeqs(asked, want) {
+		t.Fatalf("after an ack: asked at %v, want %v", asked, want)
+	}
+	b.reset()
+	asked = nil
+	b.setBounds(10, 1<<20)
+	push(141, 160)
+	if want := []uint64{145, 150, 155, 160}; !equalSeqs(asked, want) {
+		t.Fatalf("bound 10: asked at %v, want %v", asked, want)
+	}
+	b.reset()
+}
+
+func equalSeqs(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -212,3 +212,74 @@ func TestFrozenMessagesBounded(t *testing.T) {
 		t.Fatalf("routed %v after the bound, want [0x1000 0x1001]", router.types)
 	}
 }
+
+// Once askEvery sequenced messages wait, the session sends a PING right
+// after the message; the PONG's ack trims the replay buffer.
+func TestSessionAsksForAck(t *testing.T) {
+	h := testHub(t, Config{}, &countingRouter{})
+	s, c, _ := welcomed(t, h)
+	pings := func() (n int, last protocol.Ping) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, m := range c.msgs {
+			if tp, body, err := protocol.Split(m); err == nil && tp == protocol.TypePing {
+				n++
+				if err := last.Decode(body); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return n, last
+	}
+	send := func(k int) {
+		for i := 0; i < k; i++ {
+			if err := s.SendMessage(&protocol.ErrorMsg{Code: protocol.CodeRoomNotFound}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(askEvery - 1)
+	if n, _ := pings(); n != 0 {
+		t.Fatalf("%d pings before %d messages waited", n, askEvery)
+	}
+	send(1)
+	n, ping := pings()
+	if n != 1 {
+		t.Fatalf("%d pings after %d messages, want 1", n, askEvery)
+	}
+	c.mu.Lock()
+	lastTwo := c.msgs[len(c.msgs)-2:]
+	c.mu.Unlock()
+	if tp, _, _ := protocol.Split(lastTwo[1]); tp != protocol.TypePing {
+		t.Fatalf("the ask is not right after the message: %v", tp)
+	}
+	held := func() int32 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.buf.n
+	}
+	if got := held(); got != askEvery {
+		t.Fatalf("%d held before the PONG, want %d", got, askEvery)
+	}
+	// A PONG without ack (an older client) trims nothing.
+	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce}).Append(nil))
+	if got := held(); got != askEvery {
+		t.Fatalf("%d held after a PONG without ack", got)
+	}
+	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: askEvery - 2}).Append(nil))
+	if got := held(); got != 2 {
+		t.Fatalf("%d held after ack %d, want 2", got, askEvery-2)
+	}
+	if s.RTT() <= 0 {
+		t.Fatal("the PONG of an ask measured no round trip")
+	}
+	// The next ask comes askEvery messages after the ack.
+	send(askEvery - 1)
+	if n, _ := pings(); n != 1 {
+		t.Fatalf("%d pings, want still 1", n)
+	}
+	send(1)
+	if n, _ := pings(); n != 2 {
+		t.Fatalf("%d pings, want 2", n)
+	}
+}

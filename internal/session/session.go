@@ -164,11 +164,32 @@ func (s *Session) Send(f *frame.Frame) error {
 		return s.conn.Send(f, 0)
 	}
 	s.outSeq++
-	s.buf.push(s.outSeq, f)
+	ask := s.buf.push(s.outSeq, f)
 	if s.conn == nil {
 		return nil // detached: kept for the resume
 	}
-	return s.conn.Send(f, s.outSeq)
+	if err := s.conn.Send(f, s.outSeq); err != nil || !ask {
+		return err
+	}
+	// Enough waits unacknowledged: ask for an ack, in the same write.
+	p := s.newPing(time.Now().UnixNano())
+	err := s.conn.Send(p, 0)
+	p.Release()
+	return err
+}
+
+// newPing makes the session's next PING: it carries the ack of the
+// client's messages, and its PONG measures the round trip and brings the
+// client's ack.
+func (s *Session) newPing(now int64) *frame.Frame {
+	h := s.hub
+	m := protocol.Ping{Nonce: s.pingNonce.Add(1), RTTMicros: uint32(min(s.rtt.Load()/1000, 1<<32-1)), Ack: s.inSeq.Load()}
+	s.pingSentAt.Store(now)
+	s.nextPing.Store(now + int64(h.cfg.PingInterval))
+	h.stats.PingsSent.Add(1)
+	f := frame.New()
+	f.B = m.Append(f.B)
+	return f.Seal()
 }
 
 // Flush writes what Send queued.
@@ -202,7 +223,12 @@ func (s *Session) SendError(e *protocol.Error, ref protocol.MsgType, reqID uint3
 func (s *Session) control(m protocol.Message) {
 	f := frame.New()
 	f.B = m.Append(f.B)
-	f.Seal()
+	s.sendNow(f.Seal())
+}
+
+// sendNow sends the unsequenced frame f on the current connection at once
+// and releases it.
+func (s *Session) sendNow(f *frame.Frame) {
 	s.mu.Lock()
 	if c := s.conn; c != nil {
 		_ = c.SendNow(f)
@@ -229,7 +255,8 @@ func (s *Session) Kick(code protocol.Code, reason string) {
 	s.Close(protocol.CloseKicked, reason)
 }
 
-// ack forgets replayable messages up to seq (the client's PING ack).
+// ack forgets replayable messages up to seq (the client's PING or PONG
+// ack).
 func (s *Session) ack(seq uint64) {
 	s.mu.Lock()
 	if seq <= s.outSeq {

@@ -175,7 +175,7 @@ interface SessionState {
   outSeq: number;
   /** Sent messages the server has not acknowledged, oldest first. */
   unacked: { seq: number; bytes: Uint8Array }[];
-  /** inSeq as of the last PING sent (its ack). */
+  /** inSeq as of the last PING or PONG sent (its ack). */
   ackSent: number;
 }
 
@@ -798,11 +798,15 @@ export class Client extends Emitter<ClientEvents> {
       case MsgType.Ping:
         // Answered at once from the message handler: timers are throttled
         // in background tabs, message events are not.
-        this.sendControl(conn, { type: MsgType.Pong, nonce: m.nonce });
+        // The PONG carries an ack too: the server pings on its own when
+        // its unacknowledged messages pile up and trims its replay buffer
+        // when the answer comes.
+        this.sendControl(conn, { type: MsgType.Pong, nonce: m.nonce, ack: this.takeAck() });
         if (m.rttUs > 0) this.serverRtt = m.rttUs / 1000;
         if (m.ack > 0n) this.acked(Number(m.ack));
         return;
       case MsgType.Pong: {
+        if (m.ack > 0n) this.acked(Number(m.ack));
         const sent = conn.pings.get(m.nonce);
         if (sent !== undefined) {
           conn.pings.delete(m.nonce);
@@ -964,10 +968,18 @@ export class Client extends Emitter<ClientEvents> {
     conn.lastPing = t;
     if (conn.pings.size > 8) conn.pings.delete(conn.pings.keys().next().value!);
     const rttUs = this.rtt === undefined ? 0 : Math.min(0xffffffff, Math.round(this.rtt * 1000));
+    this.sendControl(conn, { type: MsgType.Ping, nonce, rttUs, ack: this.takeAck() });
+  }
+
+  /**
+   * The ack for an outgoing PING or PONG: the sequenced server messages
+   * received (0 = none, or no session yet), recorded as sent.
+   */
+  private takeAck(): bigint {
     const seq = this.seq;
     const ack = seq ? seq.inSeq : 0;
     if (seq) seq.ackSent = ack;
-    this.sendControl(conn, { type: MsgType.Ping, nonce, rttUs, ack: BigInt(ack) });
+    return BigInt(ack);
   }
 
   private startHeartbeat(conn: Connection, info: SessionInfo): void {

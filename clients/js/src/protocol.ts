@@ -66,7 +66,7 @@ export interface Welcome {
   resumeToken: string | null;
 }
 export interface Ping { type: 0x0003; nonce: number; rttUs: number; ack: bigint }
-export interface Pong { type: 0x0004; nonce: number }
+export interface Pong { type: 0x0004; nonce: number; ack: bigint }
 export interface ErrorMsg { type: 0x0005; code: number; message: string; ref: number; reqID: number }
 export interface Kick { type: 0x0006; code: number; reason: string }
 export interface Move { type: 0x0007; url: string; resumeToken: string; delayMs: number }
@@ -119,7 +119,7 @@ const schemas: Record<number, Schema> = {
     ],
   },
   [MsgType.Ping]: { name: "ping", required: 1, fields: [f("nonce", "u32"), f("rttUs", "u32"), f("ack", "u64")] },
-  [MsgType.Pong]: { name: "pong", required: 1, fields: [f("nonce", "u32")] },
+  [MsgType.Pong]: { name: "pong", required: 1, fields: [f("nonce", "u32"), f("ack", "u64")] },
   [MsgType.Error]: { name: "error", required: 1, fields: [f("code", "u16"), f("message", "str", Limits.text), f("ref", "u16"), f("reqID", "u32")] },
   [MsgType.Kick]: { name: "kick", required: 0, fields: [f("code", "u16"), f("reason", "str", Limits.text)] },
   [MsgType.Move]: { name: "move", required: 0, fields: [f("url", "str", Limits.url), f("resumeToken", "str", Limits.token), f("delayMs", "u32")] },

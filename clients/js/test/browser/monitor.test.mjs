@@ -11,6 +11,8 @@ import { launchBrowser, newPage, artifact } from "../helpers/browser.mjs";
 
 const KEY = "monitor-test-key-0123456789";
 const HELLO = 0x0001, WELCOME = 0x0002, PING = 0x0003, PONG = 0x0004, JOIN = 0x0010, JOINED = 0x0011, SAY = 0x1100;
+/** Server messages outside the sequence: WELCOME, PING, PONG, KICK, MOVE, RESUMED. */
+const UNSEQUENCED = new Set([WELCOME, PING, PONG, 0x0006, 0x0007, 0x0009]);
 
 function message(type, body) {
   const b = encode(body);
@@ -27,6 +29,8 @@ class Bot {
     this.url = url;
     this.name = name;
     this.sent = 0;
+    /** Sequenced server messages received, acked in PONGs. */
+    this.received = 0;
     this.timer = null;
   }
 
@@ -41,11 +45,12 @@ class Bot {
       ws.on("message", (data) => {
         const type = (data[0] << 8) | data[1];
         const body = data.length > 2 ? decode(data.subarray(2)) : null;
+        if (!UNSEQUENCED.has(type)) this.received++;
         if (type === WELCOME) ws.send(message(JOIN, [1, 0, "chat", "", { name: this.name }]));
         else if (type === JOINED) {
           clearTimeout(fail);
           resolve(body);
-        } else if (type === PING) ws.send(message(PONG, [body[0]]));
+        } else if (type === PING) ws.send(message(PONG, [body[0], this.received]));
       });
     });
   }

@@ -23,7 +23,7 @@ export class FakeConn {
       const m = gs.decodeMessage(new Uint8Array(data));
       m.at = Date.now();
       this.received.push(m);
-      if (m.type === MsgType.Ping && this.autoPong) this.send({ type: MsgType.Pong, nonce: m.nonce });
+      if (m.type === MsgType.Ping && this.autoPong) this.send({ type: MsgType.Pong, nonce: m.nonce, ack: 0n }); // acks nothing: scripts ack explicitly
       for (const w of [...this.waiters]) w(m);
     });
   }

@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, waitFor, sleep } from "../helpers/server.mjs";
-import { gs, newClient, nextEvent } from "../helpers/client.mjs";
+import { gs, newClient, nextEvent, wireRecorder, checkPongAcks, WebSocketImpl } from "../helpers/client.mjs";
 
 const { ErrorCode, ARENA_INPUT } = gs;
 const SAY = 0x1100, SAID = 0x1101, ROSTER = 0x1102, HISTORY = 0x1103;
@@ -151,6 +151,26 @@ test("heartbeat: the client measures its RTT, answers server pings and stays con
   await sleep(1500);
   assert.deepEqual(closed, [], "no reconnection");
   assert.equal(c.state, "open");
+});
+
+test("heartbeat: the client's PONGs ack what it received; the server asks for an ack after 32 messages", async () => {
+  // Server pings far apart: the PINGs seen here are the server asking for
+  // an ack as its unacknowledged messages pile up (20 STATEs a second).
+  const own = await startServer({ args: ["--ping-interval", "30s"] });
+  const wire = wireRecorder(gs.webSocketTransport(WebSocketImpl));
+  const c = newClient(own.wsUrl, { transport: wire.transport });
+  try {
+    await c.joinOrCreate("arena", { size: 4 });
+    const pong = (min) => wire.log.some((e) => e.dir === "out" && e.msg?.type === gs.MsgType.Pong && e.msg.ack >= min);
+    await waitFor(() => pong(32n), 5000, "a PONG acking 32 messages");
+    await waitFor(() => pong(64n), 5000, "a PONG acking 64 messages");
+    const pongs = checkPongAcks(wire.log);
+    for (let i = 1; i < pongs.length; i++) assert.ok(pongs[i].ack >= pongs[i - 1].ack, "acks never go back");
+    assert.equal(c.state, "open");
+  } finally {
+    c.close();
+    await own.stop();
+  }
 });
 
 test("the connect timeout and a refused connection reject with typed errors", async () => {

@@ -98,8 +98,11 @@ test("decoding rules: leniency the protocol requires", () => {
   assert.equal(p.nonce, 42);
   assert.equal(p.rttUs, 15300);
   // Extra trailing elements are skipped; missing ones take zero values.
-  const pong = gs.decodeMessage(unhex("0004932a81a161c0c0"));
-  assert.deepEqual({ ...pong }, { type: 4, nonce: 42 });
+  const pong = gs.decodeMessage(unhex("0004942a0581a161c0c0"));
+  assert.deepEqual({ ...pong }, { type: 4, nonce: 42, ack: 5n });
+  // A PONG from an older peer, without ack: ack 0, none.
+  const oldPong = gs.decodeMessage(unhex("0004912a"));
+  assert.deepEqual({ ...oldPong }, { type: 4, nonce: 42, ack: 0n });
   const ping = gs.decodeMessage(unhex("0003912a"));
   assert.deepEqual({ ...ping }, { type: 3, nonce: 42, rttUs: 0, ack: 0n });
   const joined = gs.decodeMessage(unhex("00119101"));
@@ -140,8 +143,8 @@ test("decoding rules: what is malformed", () => {
   assert.equal(gs.decodeMessage(unhex("002093010091" + nest(31))).body.length, 33);
   assert.throws(() => gs.decodeMessage(unhex("0020930100" + nest(33))), err(413));
   // Ignored extra fields are validated too.
-  assert.throws(() => gs.decodeMessage(unhex("0004922a" + nest(33))), err(413));
-  assert.throws(() => gs.decodeMessage(unhex("0004922ac1")), err(400));
+  assert.throws(() => gs.decodeMessage(unhex("0004932a00" + nest(33))), err(413));
+  assert.throws(() => gs.decodeMessage(unhex("0004932a00c1")), err(400));
   // float32 fields must be finite as float32.
   assert.throws(() => gs.decodeArenaInput(unhex("9301cb7ff0000000000000ca00000000")), err(400), "infinity");
   assert.throws(() => gs.decodeArenaInput(unhex("9301cb47f0000000000000ca00000000")), err(400), "beyond float32");
@@ -149,10 +152,12 @@ test("decoding rules: what is malformed", () => {
 
 test("encoding rules: shortest integers, nil for empty str|nil and raw", () => {
   const cases = [
-    [{ type: 4, nonce: 0 }, "00049100"],
-    [{ type: 4, nonce: 127 }, "0004917f"],
-    [{ type: 4, nonce: 128 }, "000491cc80"],
-    [{ type: 4, nonce: 65536 }, "000491ce00010000"],
+    [{ type: 4, nonce: 0, ack: 0n }, "0004920000"],
+    [{ type: 4, nonce: 127, ack: 127n }, "0004927f7f"],
+    [{ type: 4, nonce: 128, ack: 128n }, "000492cc80cc80"],
+    [{ type: 4, nonce: 65536, ack: 1n << 32n }, "000492ce00010000cf0000000100000000"],
+    // A PONG always carries its ack: 0 when the sender received nothing.
+    [{ type: 4, nonce: 42 }, "0004922a00"],
     [{ type: 0x14, reqID: 5, kind: "" }, "00149205c0"],
     [{ type: 0x10, reqID: 1, mode: 2, kind: "", roomID: "r", options: new Uint8Array(0) }, "0010950102a0a172c0"],
     [{ type: 0x20, tick: 1n << 63n, serverTimeNs: -33n, body: null }, "002093cf8000000000000000d0dfc0"],

@@ -154,6 +154,70 @@ test("the server's PING ack releases what it acknowledges: a resume re-sends onl
   );
 });
 
+test("the client's PONG acks the sequenced messages it received, as its PINGs do", async () => {
+  await scenario(
+    async (conn) => {
+      await conn.handshake({ resumeToken: "rt" });
+      conn.send({ type: MsgType.Ping, nonce: 1, rttUs: 0, ack: 0n }); // nothing received yet
+      await conn.acceptJoin(); // 1
+      // The server asks for an ack after a run of messages, in the same write.
+      for (let i = 1; i <= 40; i++) conn.send(game(i)); // 2..41
+      conn.send({ type: MsgType.Ping, nonce: 2, rttUs: 0, ack: 0n });
+      conn.send({ type: MsgType.State, tick: 1n, serverTimeNs: 0n, body: null }); // 42
+      conn.sendRaw(new Uint8Array([0x0f, 0xff, 0x90])); // unknown type: counts too (43)
+      conn.send({ type: MsgType.Kick, code: 0, reason: "not really" }); // not sequenced
+      conn.send({ type: MsgType.Ping, nonce: 3, rttUs: 0, ack: 0n });
+    },
+    {},
+    async (c, fake) => {
+      await c.joinOrCreate("arena");
+      const conn = fake.conns[0];
+      const pongs = await waitFor(() => {
+        const p = conn.received.filter((m) => m.type === MsgType.Pong);
+        return p.length === 3 && p;
+      }, 3000, "three PONGs");
+      assert.deepEqual(pongs.map((m) => [m.nonce, m.ack]), [[1, 0n], [2, 41n], [3, 43n]]);
+      // Like a PING's, a PONG's ack counts as sent: no PING follows to ack
+      // the same messages again.
+      await sleep(2500);
+      const pings = conn.received.filter((m) => m.type === MsgType.Ping);
+      assert.ok(!pings.some((m) => m.ack > 0n), `acked again in PINGs: ${pings.map((m) => m.ack)}`);
+    },
+  );
+});
+
+test("the server's PONG ack releases what it acknowledges, as its PING ack does", async () => {
+  await scenario(
+    async (conn) => {
+      if (conn.index === 1) {
+        conn.autoPong = false;
+        await conn.handshake({ sessionID: "s-1", resumeToken: "rt-1" });
+        const ping = await conn.next(MsgType.Ping); // the client's first, at WELCOME
+        await conn.acceptJoin();
+        await waitFor(() => inputs(conn).length === 3, 3000, "three inputs");
+        conn.send({ type: MsgType.Pong, nonce: ping.nonce, ack: 4n }); // JOIN + 3 inputs
+        await waitFor(() => inputs(conn).length === 4, 3000, "the fourth input");
+        conn.ws.terminate();
+        return;
+      }
+      const r = await conn.first();
+      // Says less than it acked: what the ack released is not re-sent.
+      conn.send({ type: MsgType.Resumed, sessionID: r.sessionID, fromSeq: r.lastSeq + 1n, clientSeq: 1n, resumeToken: "rt-2" });
+    },
+    {},
+    async (c, fake) => {
+      const room = await c.joinOrCreate("arena");
+      const rtt = nextEvent(c, "rtt", 3000); // the PONG handled
+      for (const x of ["a", "b", "c"]) room.send(INPUT, [x]);
+      await rtt;
+      room.send(INPUT, ["d"]);
+      await nextEvent(room, "reconnected", 3000);
+      await sleep(100);
+      assert.deepEqual(inputs(fake.conns[1]), ["d"]);
+    },
+  );
+});
+
 test("a request in flight survives a resume: the JOIN is re-sent and answered", async () => {
   await scenario(
     async (conn) => {

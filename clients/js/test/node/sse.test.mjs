@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { GameServer, freePort, metric, startServer, waitFor, sleep } from "../helpers/server.mjs";
 import { httpProxy } from "../helpers/proxy.mjs";
 import { NodeEventSource } from "../helpers/eventsource.mjs";
-import { gs, newClient, recorder } from "../helpers/client.mjs";
+import { gs, newClient, recorder, wireRecorder, checkPongAcks } from "../helpers/client.mjs";
 
 const { ARENA_INPUT } = gs;
 const SAY = 0x1100, SAID = 0x1101;
@@ -73,6 +73,25 @@ test("a session over the fallback plays with WebSocket players; close() ends it 
   } finally {
     a.close();
     b.close();
+    await srv.stop();
+  }
+});
+
+test("over the fallback too, the client's PONGs ack what it received when the server asks", async () => {
+  const srv = await startServer({ args: ["--ping-interval", "30s"] });
+  const wire = wireRecorder(gs.sseTransport({ eventSource: NodeEventSource, fetch }));
+  const c = newClient(srv.wsUrl, { transport: wire.transport });
+  try {
+    await c.joinOrCreate("arena", { size: 4 });
+    await waitFor(
+      () => wire.log.some((e) => e.dir === "out" && e.msg?.type === gs.MsgType.Pong && e.msg.ack >= 32n),
+      5000,
+      "a PONG acking 32 messages",
+    );
+    assert.ok(checkPongAcks(wire.log).length > 0);
+    assert.equal(c.state, "open");
+  } finally {
+    c.close();
     await srv.stop();
   }
 });
