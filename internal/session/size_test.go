@@ -1,0 +1,16 @@
+package session
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// Every connected player has a Session, so it is kept within the Go
+// allocator's 256-byte size class: a few more bytes and every session
+// takes a 288-byte block instead.
+func TestSessionSize(t *testing.T) {
+	const budget = 256
+	if n := unsafe.Sizeof(Session{}); n > budget {
+		t.Fatalf("Session is %d bytes, over its budget of %d (an allocator size class)", n, budget)
+	}
+}
