@@ -117,6 +117,9 @@ func (o *options) validate() error {
 	if c.MaxOutboundBytes < c.MaxMessageBytes {
 		errs = append(errs, fmt.Errorf("--max-outbound %d: must be at least --max-message", c.MaxOutboundBytes))
 	}
+	if c.MaxOutboundBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("--max-outbound %d: at most %d (1 GiB)", c.MaxOutboundBytes, 1<<30))
+	}
 	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 {
 		errs = append(errs, errors.New("--max-conns and --max-conns-per-ip must not be negative"))
 	}

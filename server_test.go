@@ -1,6 +1,7 @@
 package gameserver_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -428,9 +429,15 @@ func TestConfigErrors(t *testing.T) {
 		"tiny ping":        {PingInterval: time.Microsecond},
 		"negative rate":    {RateLimit: -1},
 		"NaN rate":         {RateLimit: math.NaN()},
+		"huge outbound":    {MaxOutboundBytes: 2 << 30},
 	} {
 		if _, err := gameserver.New(cfg); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+	var stderr bytes.Buffer
+	if code := gameserver.Run([]string{"--addr", "127.0.0.1:0", "--max-outbound", "2147483648"}, func(string) string { return "" }, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), "--max-outbound 2147483648: at most") {
+		t.Errorf("--max-outbound past 1 GiB: exit %d, %q", code, stderr.String())
 	}
 }

@@ -103,11 +103,11 @@ type Conn struct {
 	// Write side, guarded by mu.
 	out           []*frame.Frame  // queued frames; backed by outInline while three or fewer are
 	outInline     [3]*frame.Frame // a tick's frame, or a join's few, queue without allocating
-	outOff        int             // bytes of out[0] already written
-	outBytes      int
-	stalledSince  int64      // Unix nanoseconds when waitingOut began
-	closeDeadline int64      // Unix nanoseconds; in stateClosing, tear down after it
-	closeInfo     *CloseInfo // set when the close handshake begins
+	outOff        int32           // bytes of out[0] already written
+	outBytes      int32           // at most MaxOutboundBytes (≤ 1 GiB)
+	stalledSince  int64           // Unix nanoseconds when waitingOut began
+	closeDeadline int64           // Unix nanoseconds; in stateClosing, tear down after it
+	closeInfo     *CloseInfo      // set when the close handshake begins
 
 	// Read side: pooled buffers (see getBuf), nil when none, as they are
 	// on an idle connection.
@@ -170,7 +170,7 @@ func (c *Conn) Flush() {
 // Pending is the number of bytes queued and not yet written.
 func (c *Conn) Pending() int {
 	c.mu.Lock()
-	n := c.outBytes - c.outOff
+	n := int(c.outBytes - c.outOff)
 	c.mu.Unlock()
 	return n
 }
@@ -189,14 +189,14 @@ func (c *Conn) sendLocked(f *frame.Frame) error {
 	if c.state.Load() != stateOpen {
 		return ErrClosed
 	}
-	if c.outBytes-c.outOff+f.Len() > c.srv.cfg.MaxOutboundBytes {
+	if int(c.outBytes-c.outOff)+f.Len() > c.srv.cfg.MaxOutboundBytes {
 		c.srv.stats.SlowConsumers.Add(1)
 		c.closeLocked(CloseInfo{Code: CloseSlowConsumer, Reason: "outbound queue over its bound"}, true)
 		return ErrSlowConsumer
 	}
 	f.Retain()
 	c.out = append(c.out, f)
-	c.outBytes += f.Len()
+	c.outBytes += int32(f.Len())
 	return nil
 }
 
@@ -217,7 +217,7 @@ func (c *Conn) closeLocked(info CloseInfo, drop bool) {
 			keep = 1 // a frame already begun must be finished to keep the stream valid
 		}
 		for _, f := range c.out[keep:] {
-			c.outBytes -= f.Len()
+			c.outBytes -= int32(f.Len())
 			f.Release()
 		}
 		clear(c.out[keep:])
@@ -226,7 +226,7 @@ func (c *Conn) closeLocked(info CloseInfo, drop bool) {
 	f := newCloseFrame(info.Code, info.Reason)
 	f.Retain()
 	c.out = append(c.out, f)
-	c.outBytes += f.Len()
+	c.outBytes += int32(f.Len())
 	f.Release()
 	c.flushLocked()
 }
@@ -309,14 +309,14 @@ func (c *Conn) advance(n int) {
 	c.srv.stats.BytesOut.Add(uint64(n))
 	for n > 0 && len(c.out) > 0 {
 		f := c.out[0]
-		rest := f.Len() - c.outOff
+		rest := f.Len() - int(c.outOff)
 		if n < rest {
-			c.outOff += n
+			c.outOff += int32(n)
 			return
 		}
 		n -= rest
 		c.outOff = 0
-		c.outBytes -= f.Len()
+		c.outBytes -= int32(f.Len())
 		c.srv.stats.FramesOut.Add(1)
 		f.Release()
 		c.out[0] = nil

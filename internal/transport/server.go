@@ -44,7 +44,8 @@ type Config struct {
 	// payload is read. Zero means 64 KiB.
 	MaxMessageBytes int
 	// MaxOutboundBytes bounds a connection's unwritten queue; past it the
-	// connection is closed with CloseSlowConsumer. Zero means 1 MiB.
+	// connection is closed with CloseSlowConsumer. Zero means 1 MiB; at
+	// most 1 GiB.
 	MaxOutboundBytes int
 	// WriteTimeout is how long queued data may wait for a socket that takes
 	// nothing before the connection is closed as a slow consumer. Zero means
@@ -104,11 +105,14 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	const maxOutboundBytes = 1 << 30 // a connection counts its queue in an int32
 	switch {
 	case c.MaxMessageBytes < 16 || c.MaxMessageBytes > 16<<20:
 		return fmt.Errorf("transport: MaxMessageBytes %d out of range [16, 16 MiB]", c.MaxMessageBytes)
 	case c.MaxOutboundBytes < c.MaxMessageBytes:
 		return fmt.Errorf("transport: MaxOutboundBytes %d below MaxMessageBytes %d", c.MaxOutboundBytes, c.MaxMessageBytes)
+	case c.MaxOutboundBytes > maxOutboundBytes:
+		return fmt.Errorf("transport: MaxOutboundBytes %d above 1 GiB", c.MaxOutboundBytes)
 	case c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.Workers < 0:
 		return errors.New("transport: negative limit")
 	case c.WriteTimeout < 0 || c.CloseTimeout < 0 || c.HandshakeTimeout < 0:
