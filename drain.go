@@ -331,6 +331,10 @@ func (c *clusterNode) moveSessions(ctx context.Context) {
 		_ = c.dir.DropSession(ctx, st.ID, c.self)
 		sess.Control(&protocol.Move{ResumeToken: st.Token, DelayMs: moveDelay()})
 		s.hub.Retire(sess, protocol.CloseDraining, "moved: reconnect and resume")
+		// Its fallback state goes too: a POST that still lands here is
+		// routed to the session's new node, not refused with the old
+		// node's send token.
+		s.fb.forget(st.ID)
 	}
 }
 
