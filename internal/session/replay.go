@@ -24,8 +24,9 @@ type replay struct {
 	maxBytes   int32
 }
 
-// askEvery is how many unacknowledged frames make the session ask the
-// client for an ack (a PING), unless half the bound is fewer.
+// askEvery is how many frames pushed since the last ack or ask make the
+// session ask the client for an ack (a PING); half the count bound when
+// that is fewer.
 const askEvery = 32
 
 // maxReplayBytes caps the byte bound, so the count of bytes held (the
@@ -53,8 +54,8 @@ var replayChunks = sync.Pool{New: func() any { return new(replayChunk) }}
 
 // push appends the frame with sequence number seq (always the previous
 // seq + 1), dropping the oldest entries past the bounds. It reports
-// whether to ask the client for an ack: when askEvery frames were added
-// since the last ack or the last ask and none is acknowledged.
+// whether to ask the client for an ack: when askStep frames were pushed
+// since the last ack that released something, or since the last ask.
 func (b *replay) push(seq uint64, f *frame.Frame) (ask bool) {
 	if b.n >= b.maxMsgs {
 		b.dropOldest()

@@ -261,10 +261,15 @@ func TestSessionAsksForAck(t *testing.T) {
 	if got := held(); got != askEvery {
 		t.Fatalf("%d held before the PONG, want %d", got, askEvery)
 	}
-	// A PONG without ack (an older client) trims nothing.
+	// A PONG without ack (an older client) trims nothing, nor does one
+	// acking more than was sent.
 	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce}).Append(nil))
 	if got := held(); got != askEvery {
 		t.Fatalf("%d held after a PONG without ack", got)
+	}
+	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: 1 << 40}).Append(nil))
+	if got := held(); got != askEvery {
+		t.Fatalf("%d held after a PONG acking past what was sent", got)
 	}
 	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: askEvery - 2}).Append(nil))
 	if got := held(); got != 2 {
@@ -281,5 +286,23 @@ func TestSessionAsksForAck(t *testing.T) {
 	send(1)
 	if n, _ := pings(); n != 2 {
 		t.Fatalf("%d pings, want 2", n)
+	}
+}
+
+// The server's PONG acknowledges the client's sequenced messages, as its
+// PING does.
+func TestPongCarriesAck(t *testing.T) {
+	h := testHub(t, Config{}, &countingRouter{})
+	s, c, _ := welcomed(t, h)
+	game := (&protocol.ArenaInput{Seq: 1}).Append(nil)
+	h.Message(s, c, game)
+	h.Message(s, c, game)
+	h.Message(s, c, (&protocol.Ping{Nonce: 9}).Append(nil)) // not sequenced
+	var pong protocol.Pong
+	if err := pong.Decode(c.find(t, protocol.TypePong)); err != nil {
+		t.Fatal(err)
+	}
+	if pong.Nonce != 9 || pong.Ack != 2 {
+		t.Fatalf("PONG %+v, want nonce 9 and ack 2", pong)
 	}
 }
