@@ -100,8 +100,11 @@ type Conn struct {
 	fragmenting bool
 	rneed       int32 // bytes rbuf must hold before it can be parsed again
 
-	// Write side, guarded by mu.
-	out           []*frame.Frame  // queued frames; backed by outInline while three or fewer are
+	// Write side, guarded by mu. The queued frames are out[outHead:]. out
+	// is backed by outInline while it fits, by a pooled array past that
+	// (see outQueues), given back when the queue empties.
+	outHead       int32
+	out           []*frame.Frame
 	outInline     [3]*frame.Frame // a tick's frame, or a join's few, queue without allocating
 	outOff        int32           // bytes of out[0] already written
 	outBytes      int32           // at most MaxOutboundBytes (≤ 1 GiB)
@@ -195,10 +198,33 @@ func (c *Conn) sendLocked(f *frame.Frame) error {
 		return ErrSlowConsumer
 	}
 	f.Retain()
-	c.out = append(c.out, f)
-	c.outBytes += int32(f.Len())
+	c.pushLocked(f)
 	return nil
 }
+
+// pushLocked appends f, whose reference the queue now holds, to the queue.
+func (c *Conn) pushLocked(f *frame.Frame) {
+	if len(c.out) == cap(c.out) {
+		q := c.out[c.outHead:]
+		if c.outHead > 0 && int(c.outHead) >= len(q) {
+			// Half the array or more is written: slide the rest down.
+			n := copy(c.out, q)
+			clear(c.out[n:])
+			c.out = c.out[:n]
+		} else {
+			next := append(getOutQueue(2*cap(c.out)), q...)
+			clear(q)
+			putOutQueue(c.out)
+			c.out = next
+		}
+		c.outHead = 0
+	}
+	c.out = append(c.out, f)
+	c.outBytes += int32(f.Len())
+}
+
+// queued returns the frames waiting to be written. Lock must be held.
+func (c *Conn) queued() []*frame.Frame { return c.out[c.outHead:] }
 
 // closeLocked moves an open connection to stateClosing and queues the close
 // frame. With drop, frames not yet started are discarded first (a slow
@@ -211,22 +237,21 @@ func (c *Conn) closeLocked(info CloseInfo, drop bool) {
 	ci := info // escapes only on this path
 	c.closeInfo = &ci
 	c.closeDeadline = time.Now().Add(c.srv.cfg.CloseTimeout).UnixNano()
-	if drop && len(c.out) > 0 {
+	if q := c.queued(); drop && len(q) > 0 {
 		keep := 0
 		if c.outOff > 0 {
 			keep = 1 // a frame already begun must be finished to keep the stream valid
 		}
-		for _, f := range c.out[keep:] {
+		for _, f := range q[keep:] {
 			c.outBytes -= int32(f.Len())
 			f.Release()
 		}
-		clear(c.out[keep:])
-		c.out = c.out[:keep]
+		clear(q[keep:])
+		c.out = c.out[:int(c.outHead)+keep]
 	}
 	f := newCloseFrame(info.Code, info.Reason)
 	f.Retain()
-	c.out = append(c.out, f)
-	c.outBytes += int32(f.Len())
+	c.pushLocked(f)
 	f.Release()
 	c.flushLocked()
 }
@@ -237,7 +262,7 @@ func (c *Conn) flushLocked() {
 	if c.waitingOut || c.state.Load() == stateClosed {
 		return
 	}
-	for len(c.out) > 0 {
+	for len(c.out) > int(c.outHead) {
 		n, err := c.writeQueued()
 		if n > 0 {
 			c.advance(n)
@@ -279,13 +304,14 @@ func (c *Conn) flushLocked() {
 // frames into one writev, and returns the bytes written. Lock must be held
 // and the state checked not closed (see Conn).
 func (c *Conn) writeQueued() (int, error) {
-	if len(c.out) == 1 {
-		n, err := unix.Write(int(c.fd), c.out[0].Wire()[c.outOff:])
+	q := c.queued()
+	if len(q) == 1 {
+		n, err := unix.Write(int(c.fd), q[0].Wire()[c.outOff:])
 		return max(n, 0), err
 	}
 	var iov [maxIovecs]unix.Iovec
 	n := 0
-	for i, f := range c.out {
+	for i, f := range q {
 		if n == maxIovecs {
 			break
 		}
@@ -307,8 +333,8 @@ func (c *Conn) writeQueued() (int, error) {
 // advance drops n written bytes from the head of the queue. Lock must be held.
 func (c *Conn) advance(n int) {
 	c.srv.stats.BytesOut.Add(uint64(n))
-	for n > 0 && len(c.out) > 0 {
-		f := c.out[0]
+	for n > 0 && len(c.out) > int(c.outHead) {
+		f := c.out[c.outHead]
 		rest := f.Len() - int(c.outOff)
 		if n < rest {
 			c.outOff += int32(n)
@@ -319,22 +345,30 @@ func (c *Conn) advance(n int) {
 		c.outBytes -= int32(f.Len())
 		c.srv.stats.FramesOut.Add(1)
 		f.Release()
-		c.out[0] = nil
-		c.out = c.out[1:]
+		c.out[c.outHead] = nil
+		c.outHead++
 	}
-	if len(c.out) == 0 {
+	if len(c.out) == int(c.outHead) {
 		// Back to the inline array: a tick's single frame then queues
-		// without allocating, and a burst's array is not kept alive while
-		// the connection idles.
-		c.out = c.outInline[:0]
+		// without allocating, and a burst's array goes back to its pool
+		// rather than idling with the connection.
+		c.resetOutLocked()
 	}
 }
 
+// resetOutLocked empties the queue, whose frames were released, onto the
+// inline array.
+func (c *Conn) resetOutLocked() {
+	putOutQueue(c.out)
+	c.out, c.outHead = c.outInline[:0], 0
+}
+
 func (c *Conn) dropQueueLocked() {
-	for _, f := range c.out {
+	for _, f := range c.queued() {
 		f.Release()
 	}
-	c.out = nil
+	clear(c.out)
+	c.resetOutLocked()
 	c.outOff, c.outBytes = 0, 0
 }
 
