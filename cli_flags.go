@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/gameserver/gameserver/internal/transport"
 )
 
 // envPrefix is prepended to a flag's upper-cased name (dashes become
@@ -40,6 +42,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "most open connections (0: the descriptor limit minus a reserve)")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 0, "most open connections from one IP address (0: no limit)")
 	origins := fs.String("allowed-origins", "", "comma-separated browser origins allowed to connect, e.g. https://game.example.com,https://*.example.com or * (empty: same host only)")
+	proxies := fs.String("trusted-proxies", "", "comma-separated addresses and CIDR prefixes of the proxies in front of the server, e.g. 10.0.0.0/8; their X-Forwarded-For names the client the per-IP limits count (empty: the TCP peer is the client)")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 5*time.Second, "time to read an HTTP request's headers, WebSocket upgrades included")
 	fs.DurationVar(&c.HelloTimeout, "hello-timeout", 10*time.Second, "time from upgrade to the client's HELLO")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 10*time.Second, "how often the server pings each session")
@@ -105,6 +108,13 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 			}
 		}
 	}
+	if *proxies != "" {
+		for _, p := range strings.Split(*proxies, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.TrustedProxies = append(c.TrustedProxies, p)
+			}
+		}
+	}
 	return o, o.validate()
 }
 
@@ -122,6 +132,9 @@ func (o *options) validate() error {
 	}
 	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 {
 		errs = append(errs, errors.New("--max-conns and --max-conns-per-ip must not be negative"))
+	}
+	if _, err := transport.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies: %v", err))
 	}
 	for name, d := range map[string]time.Duration{
 		"handshake-timeout": c.HandshakeTimeout, "hello-timeout": c.HelloTimeout, "ping-interval": c.PingInterval,

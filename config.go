@@ -36,6 +36,12 @@ type Config struct {
 	// ("https://game.example.com", "https://*.example.com", "*"). Empty
 	// means same host only.
 	AllowedOrigins []string
+	// TrustedProxies lists the proxies and load balancers in front of the
+	// server, as IP addresses or CIDR prefixes ("10.0.0.0/8"). A request
+	// from one of them names its client in X-Forwarded-For; the per-IP
+	// limits then count that client, not the proxy. Empty means the TCP
+	// peer is the client.
+	TrustedProxies []string
 
 	// HandshakeTimeout bounds reading an HTTP request's headers, the
 	// WebSocket upgrade included. Zero means 5 s.

@@ -117,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		MaxConns:         cfg.MaxConns,
 		MaxConnsPerIP:    cfg.MaxConnsPerIP,
 		AllowedOrigins:   cfg.AllowedOrigins,
+		TrustedProxies:   cfg.TrustedProxies,
 		HandshakeRate:    cfg.HandshakeRate,
 		HandshakeBurst:   cfg.HandshakeBurst,
 		Logger:           cfg.Logger,

@@ -430,6 +430,7 @@ func TestConfigErrors(t *testing.T) {
 		"negative rate":    {RateLimit: -1},
 		"NaN rate":         {RateLimit: math.NaN()},
 		"huge outbound":    {MaxOutboundBytes: 2 << 30},
+		"bad proxy":        {TrustedProxies: []string{"10.0.0.0/33"}},
 	} {
 		if _, err := gameserver.New(cfg); err == nil {
 			t.Errorf("%s: no error", name)
@@ -439,5 +440,22 @@ func TestConfigErrors(t *testing.T) {
 	if code := gameserver.Run([]string{"--addr", "127.0.0.1:0", "--max-outbound", "2147483648"}, func(string) string { return "" }, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), "--max-outbound 2147483648: at most") {
 		t.Errorf("--max-outbound past 1 GiB: exit %d, %q", code, stderr.String())
+	}
+	for _, args := range [][]string{{"--trusted-proxies", "10.0.0.0/8,proxy.example.com"}, {"--trusted-proxies", "10.0.0.1:80"}} {
+		stderr.Reset()
+		if code := gameserver.Run(append([]string{"--addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, &stderr); code != 2 ||
+			!strings.Contains(stderr.String(), "--trusted-proxies: trusted proxy") {
+			t.Errorf("%v: exit %d, %q", args, code, stderr.String())
+		}
+	}
+	stderr.Reset()
+	env := func(k string) string {
+		if k == "GAMESERVER_TRUSTED_PROXIES" {
+			return "10.0.0.0/8, nope"
+		}
+		return ""
+	}
+	if code := gameserver.Run([]string{"--addr", "127.0.0.1:0"}, env, &stderr); code != 2 || !strings.Contains(stderr.String(), `trusted proxy "nope"`) {
+		t.Errorf("GAMESERVER_TRUSTED_PROXIES with a bad entry: exit %d, %q", code, stderr.String())
 	}
 }

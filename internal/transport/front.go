@@ -227,6 +227,9 @@ func (f *Front) upgrade(nc net.Conn, p *[]byte, end int, h *requestHead) {
 	s := f.srv
 	buf := *p
 	remote := addrPort(nc.RemoteAddr())
+	if len(s.trusted) > 0 && len(h.xff) > 0 {
+		remote = clientAddr(s.trusted, remote, []string{string(h.xff)})
+	}
 	ip := remote.Addr().Unmap()
 	var origin, host string
 	if len(h.origin) > 0 {
@@ -411,6 +414,7 @@ type requestHead struct {
 	hasQuery bool
 	host     []byte // the one Host header
 	origin   []byte // the first Origin header, if any
+	xff      []byte // the one X-Forwarded-For header, if any
 }
 
 // parseHead parses b, a request head through its empty line. It accepts
@@ -419,8 +423,9 @@ type requestHead struct {
 // origin-form target without controls or spaces, its path's escapes
 // valid), header lines "Name:
 // value" (a token name, a value without controls other than tab), and
-// exactly one Host header, valid and not empty. Anything else is false: it
-// goes to net/http, which answers or refuses it as it always has.
+// exactly one Host header, valid and not empty, and at most one
+// X-Forwarded-For. Anything else is false: it goes to net/http, which
+// answers or refuses it as it always has.
 func parseHead(b []byte) (h requestHead, ok bool) {
 	line, rest, found := cutLine(b)
 	if !found {
@@ -444,7 +449,7 @@ func parseHead(b []byte) (h requestHead, ok bool) {
 	if !validEscapes(h.path) {
 		return h, false // net/http refuses it (the query it does not check)
 	}
-	hostSeen, originSeen := false, false
+	hostSeen, originSeen, xffSeen := false, false, false
 	for {
 		line, rest, found = cutLine(rest)
 		if !found {
@@ -473,6 +478,11 @@ func parseHead(b []byte) (h requestHead, ok bool) {
 			if !originSeen {
 				originSeen, h.origin = true, value
 			}
+		case asciiEqualFold(name, "X-Forwarded-For"):
+			if xffSeen {
+				return h, false // net/http gathers them
+			}
+			xffSeen, h.xff = true, value
 		}
 	}
 	if len(rest) != 0 || len(h.host) == 0 || !validHost(h.host) {

@@ -71,6 +71,12 @@ type Config struct {
 	// without an Origin header (not a browser) is always allowed. Empty means
 	// only the origin whose host equals the request's Host.
 	AllowedOrigins []string
+	// TrustedProxies lists the proxies (IP addresses and CIDR prefixes) whose
+	// X-Forwarded-For header names the client: behind them the per-IP
+	// limits and RemoteAddr use the client's address, not the proxy's. A
+	// peer outside the list is the client whatever it sends. Empty means
+	// the header is ignored.
+	TrustedProxies []string
 	// HandshakeRate is the upgrades per second one IP address may make,
 	// HandshakeBurst the bucket size; over it, upgrades get 429. Zero rate
 	// means no limit; zero burst means twice the rate.
@@ -195,6 +201,7 @@ type Server struct {
 	closeCode   uint16 // set by Shutdown, guarded by ipMu
 	closeReason string
 	ipRate      map[netip.Addr]*ipLimiter
+	trusted     []netip.Prefix // Config.TrustedProxies
 }
 
 // ipLimiter is one address's upgrade-rate bucket.
@@ -215,6 +222,10 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	trusted, err := ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
 		return nil, fmt.Errorf("transport: getrlimit: %w", err)
@@ -232,6 +243,7 @@ func New(cfg Config, h Handler) (*Server, error) {
 		done:    make(chan struct{}),
 		perIP:   make(map[netip.Addr]int32),
 		ipRate:  make(map[netip.Addr]*ipLimiter),
+		trusted: trusted,
 	}
 	if cfg.HandshakeRate > 0 && cfg.HandshakeBurst == 0 {
 		s.cfg.HandshakeBurst = max(1, int(2*cfg.HandshakeRate))
@@ -252,6 +264,17 @@ func New(cfg Config, h Handler) (*Server, error) {
 	return s, nil
 }
 
+// ClientAddr is the address of the client that sent r: its TCP peer, or
+// the client a trusted proxy names in X-Forwarded-For (see
+// Config.TrustedProxies). The limits apply to it.
+func (s *Server) ClientAddr(r *http.Request) netip.AddrPort {
+	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
+	if len(s.trusted) == 0 {
+		return peer
+	}
+	return clientAddr(s.trusted, peer, r.Header.Values("X-Forwarded-For"))
+}
+
 // Stats returns the live counters.
 func (s *Server) Stats() *Stats { return &s.stats }
 
@@ -262,7 +285,7 @@ func (s *Server) Config() Config { return s.cfg }
 // It serves upgrades that do not come through a Front: an embedding
 // http.Server, or requests a Front passed on.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
+	remote := s.ClientAddr(r)
 	ip := remote.Addr().Unmap()
 	if rf := s.admit(r.Header.Get("Origin"), r.Host, ip); rf != nil {
 		s.reject(w, rf)
@@ -426,8 +449,7 @@ func (s *Server) AdmitFallback(r *http.Request, extra int64) (int, string) {
 		s.stats.Rejected[RejectDraining].Add(1)
 		return http.StatusServiceUnavailable, "server is shutting down"
 	}
-	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
-	if !s.allowRate(remote.Addr().Unmap()) {
+	if !s.allowRate(s.ClientAddr(r).Addr().Unmap()) {
 		s.stats.Rejected[RejectRate].Add(1)
 		return http.StatusTooManyRequests, "too many connection attempts from this address: retry later"
 	}
