@@ -1,16 +1,27 @@
 package game
 
 import (
+	"bytes"
+
 	"github.com/vmihailenco/msgpack/v5"
 )
 
 // On routes message type t to fn with its body decoded into a T. A body
 // that does not decode is refused with ErrBadRequest and never reaches fn.
 // Call it in OnCreate.
+//
+// Each message is decoded into a new T, so fn may keep it. The decoder is
+// the handler's own: a room's callbacks run one at a time, so it is reused
+// from message to message without a lock or a pool.
 func On[T any](r Room, t MsgType, fn func(r Room, p Player, v T) error) {
+	var rd bytes.Reader
+	dec := msgpack.NewDecoder(&rd)
 	r.Handle(t, func(r Room, p Player, msg Message) error {
+		rd.Reset(msg.Body)
+		dec.Reset(&rd)
+		dec.UsePreallocateValues(true)
 		var v T
-		if err := msgpack.Unmarshal(msg.Body, &v); err != nil {
+		if err := dec.Decode(&v); err != nil {
 			return &Error{Code: ErrBadRequest.Code, Message: "body of message " + hexType(t) + " does not decode: " + err.Error()}
 		}
 		return fn(r, p, v)
