@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gameserver/gameserver/internal/nbio"
 	"golang.org/x/sys/unix"
 )
 
@@ -250,7 +251,7 @@ func (b *bot) setPhase(p uint32, now int64) {
 // socket is not an error: it returns the bytes written.
 func writeFD(fd int, p []byte) (int, error) {
 	for {
-		n, err := unix.Write(fd, p)
+		n, err := nbio.Write(fd, p)
 		switch {
 		case err == nil:
 			return n, nil

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gameserver/gameserver/internal/nbio"
 	"github.com/gameserver/gameserver/internal/protocol"
 	"golang.org/x/sys/unix"
 )
@@ -864,7 +865,7 @@ func (p *poller) posted(b *bot, status int, body []byte) bool {
 // readFD reads once from a non-blocking socket.
 func readFD(fd int, p []byte) (int, error) {
 	for {
-		n, err := unix.Read(fd, p)
+		n, err := nbio.Read(fd, p)
 		if !errors.Is(err, unix.EINTR) {
 			return n, err
 		}

@@ -6,9 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/gameserver/gameserver/internal/frame"
+	"github.com/gameserver/gameserver/internal/nbio"
 	"golang.org/x/sys/unix"
 )
 
@@ -306,8 +306,7 @@ func (c *Conn) flushLocked() {
 func (c *Conn) writeQueued() (int, error) {
 	q := c.queued()
 	if len(q) == 1 {
-		n, err := unix.Write(int(c.fd), q[0].Wire()[c.outOff:])
-		return max(n, 0), err
+		return nbio.Write(int(c.fd), q[0].Wire()[c.outOff:])
 	}
 	var iov [maxIovecs]unix.Iovec
 	n := 0
@@ -323,11 +322,7 @@ func (c *Conn) writeQueued() (int, error) {
 		iov[n].SetLen(len(b))
 		n++
 	}
-	r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
+	return nbio.Writev(int(c.fd), iov[:n])
 }
 
 // advance drops n written bytes from the head of the queue. Lock must be held.

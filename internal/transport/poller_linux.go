@@ -5,6 +5,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/gameserver/gameserver/internal/nbio"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,7 +79,7 @@ func (p *poller) run() {
 	var n int
 	var err error
 	collect := func(uintptr) bool { // made once: the loop allocates nothing
-		n, err = unix.EpollWait(p.epfd, events, 0)
+		n, err = nbio.EpollPoll(p.epfd, events)
 		return n > 0 || (err != nil && err != unix.EINTR) // else park until readable
 	}
 	for {

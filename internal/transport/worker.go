@@ -3,6 +3,7 @@ package transport
 import (
 	"time"
 
+	"github.com/gameserver/gameserver/internal/nbio"
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 )
@@ -83,7 +84,7 @@ func (w *worker) readConn(c *Conn) (more bool) {
 				dst = (*rb)[len(*rb):c.rneed]
 			}
 			var err error
-			n, err = unix.Read(int(c.fd), dst)
+			n, err = nbio.Read(int(c.fd), dst)
 			switch {
 			case err == nil && n > 0:
 			case err == unix.EAGAIN:
