@@ -19,6 +19,8 @@ vet:
 # Each decoder's fuzz target for a short, bounded run.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/protocol/
+	$(GO) test -run '^$$' -fuzz FuzzParseHead -fuzztime 15s ./internal/transport/
+	$(GO) test -run '^$$' -fuzz FuzzClientAddr -fuzztime 15s ./internal/transport/
 
 bench:
 	bash scripts/bench.sh

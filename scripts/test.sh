@@ -11,6 +11,8 @@ fi
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
 go test -run '^$' -fuzz FuzzDecode -fuzztime 30s ./internal/protocol/
+go test -run '^$' -fuzz FuzzParseHead -fuzztime 15s ./internal/transport/
+go test -run '^$' -fuzz FuzzClientAddr -fuzztime 15s ./internal/transport/
 
 # The JavaScript client (clients/js): type check, bundle freshness, Node
 # unit and integration tests, and the demo pages in headless Chromium,

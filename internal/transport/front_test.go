@@ -565,6 +565,8 @@ func FuzzParseHead(f *testing.F) {
 		"POST /other HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
 		"GET /ws HTTP/1.0\r\n\r\n",
 		"GET /ws HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"GET /ws HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.7, 10.0.0.1\r\n\r\n",
+		"GET /ws HTTP/1.1\r\nHost: a\r\nx-forwarded-for: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n",
 		"GET /ws HTTP/1.1\r\nHost: a\r\n\tfolded\r\n\r\n",
 		"\r\n\r\n",
 		"",
@@ -603,10 +605,13 @@ func FuzzParseHead(f *testing.F) {
 		if len(h.origin) > 0 {
 			rebuilt += "Origin: " + string(h.origin) + "\r\n"
 		}
+		if len(h.xff) > 0 {
+			rebuilt += "X-Forwarded-For: " + string(h.xff) + "\r\n"
+		}
 		h2, ok := parseHead([]byte(rebuilt + "\r\n"))
 		if !ok || string(h2.method) != string(h.method) || string(h2.path) != string(h.path) ||
 			string(h2.query) != string(h.query) || h2.hasQuery != h.hasQuery ||
-			string(h2.host) != string(h.host) || string(h2.origin) != string(h.origin) {
+			string(h2.host) != string(h.host) || string(h2.origin) != string(h.origin) || string(h2.xff) != string(h.xff) {
 			t.Fatalf("round trip of %q: %+v, %v", rebuilt, h2, ok)
 		}
 		// net/http agrees.
@@ -617,6 +622,11 @@ func FuzzParseHead(f *testing.F) {
 		if r.Method != string(h.method) || r.RequestURI != target || r.URL.RawQuery != string(h.query) ||
 			r.Host != string(h.host) || r.Header.Get("Origin") != string(h.origin) || r.ProtoMinor != 1 {
 			t.Fatalf("net/http reads %s %q host %q origin %q", r.Method, r.RequestURI, r.Host, r.Header.Get("Origin"))
+		}
+		// The one X-Forwarded-For the front read is the one net/http reads
+		// (two or more go to net/http, which gathers them).
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 1 || len(xff) == 1 && xff[0] != string(h.xff) || len(xff) == 0 && len(h.xff) > 0 {
+			t.Fatalf("net/http reads X-Forwarded-For %q, the front %q", xff, h.xff)
 		}
 	})
 }

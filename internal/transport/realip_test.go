@@ -149,3 +149,57 @@ func TestAdmitFallbackCountsForwardedClient(t *testing.T) {
 		t.Fatalf("an untrusted peer claiming another client: %d, want 429", got)
 	}
 }
+
+// FuzzClientAddr checks that a hostile X-Forwarded-For never panics and
+// never names a client the header does not hold: the result is the peer
+// (always, when the peer is not trusted), or an address written in the
+// header, and anything but the peer is trusted only if every entry to
+// its right is.
+func FuzzClientAddr(f *testing.F) {
+	for _, s := range []string{
+		"203.0.113.7", "1.1.1.1, 203.0.113.7, 10.1.1.1", "garbage, 10.1.1.1", "203.0.113.7,", " , ",
+		"[2001:db8::1]:4711", "::ffff:203.0.113.7", "fe80::1%eth0", "10.0.0.1, 10.0.0.2, 10.0.0.3", "unknown",
+	} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	trusted, err := ParseTrustedProxies([]string{"10.0.0.0/8", "fd00::/8"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, xff string, fromProxy bool) {
+		peer := netip.MustParseAddrPort("198.51.100.9:5000")
+		if fromProxy {
+			peer = netip.MustParseAddrPort("10.0.0.5:40000")
+		}
+		got := clientAddr(trusted, peer, []string{xff})
+		if got == peer {
+			return
+		}
+		if !fromProxy {
+			t.Fatalf("an untrusted peer became %v", got)
+		}
+		if got.Port() != 0 || !got.Addr().IsValid() || got.Addr().Is4In6() || got.Addr().Zone() != "" {
+			t.Fatalf("client %v: want an unmapped address without port or zone", got)
+		}
+		// The result is one of the entries, and every entry to its right
+		// is a trusted proxy.
+		entries := strings.Split(xff, ",")
+		for i := len(entries) - 1; i >= 0; i-- {
+			a, ok := forwardedAddr(strings.Trim(entries[i], " \t"))
+			if !ok {
+				break
+			}
+			if a == got.Addr() {
+				return
+			}
+			if !isTrusted(trusted, a) {
+				break
+			}
+		}
+		if got.Addr() == peer.Addr() {
+			return // a malformed header: the proxy that passed it on
+		}
+		t.Fatalf("client %v is not an entry reached through trusted proxies in %q", got, xff)
+	})
+}
