@@ -134,7 +134,7 @@ start_node() {
   node_gen[$i]=$((gen + 1))
   if [ "$gen" -eq 0 ]; then node_id[$i]="node-$((i + 1))"; else node_id[$i]="node-$((i + 1))-r$gen"; fi
   "${detach[@]}" bin/gameserver --addr "127.0.0.1:${PORTS[$i]}" --node "${node_id[$i]}" --redis "$redis_url" \
-    --handshake-rate 0 --log-format json >>"$DIR/node-$((i + 1)).log" 2>&1 &
+    --trusted-proxies 127.0.0.1 --handshake-rate 0 --log-format json >>"$DIR/node-$((i + 1)).log" 2>&1 &
   node_pid[$i]=$!
   node_down[$i]=0
   echo "${node_pid[$i]}" >"$DIR/node-$((i + 1)).pid"

@@ -3,8 +3,10 @@
 // nodes). It sends each HTTP request (WebSocket upgrades and the fallback's
 // event streams included) to the next backend whose /readyz answers 200,
 // checking every backend every --check-interval, so a draining node stops
-// getting new connections as soon as its /readyz fails. It listens on a
-// loopback address only and forwards to loopback backends only.
+// getting new connections as soon as its /readyz fails. Like most proxies
+// it appends the client's address to X-Forwarded-For, which nodes started
+// with --trusted-proxies 127.0.0.1 use for their per-IP limits. It listens
+// on a loopback address only and forwards to loopback backends only.
 //
 //	lb --addr 127.0.0.1:8080 --backends 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
 package main
