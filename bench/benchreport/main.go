@@ -198,6 +198,11 @@ func markdown(results []result, notes []string, bench, commit, svgName string, n
 			r.MsgsIn, r.MsgsOut, opt(r.ServerCPU, 1), opt(r.ServerRSS, 1), opt(r.RSSPerConn, 2), opt(r.HeapPerConn, 2),
 			opt(r.Goroutines, 0), r.DriverCPU, r.DriverPerBot)
 	}
+	if lines := marginalRSS(results); len(lines) > 0 {
+		b.WriteString("\nMarginal RSS per connection, the slope between a scenario's smallest and largest runs (the runtime's fixed growth weighs on the ratio above at small counts, not on this): ")
+		b.WriteString(strings.Join(lines, "; "))
+		b.WriteString(".\n")
+	}
 	fmt.Fprintf(&b, "\n![p99 latency and server CPU against bots](%s)\n\n", svgName)
 	var errLines []string
 	for _, r := range results {
@@ -225,6 +230,39 @@ func markdown(results []result, notes []string, bench, commit, svgName string, n
 		b.WriteString("\n```\n")
 	}
 	return b.String()
+}
+
+// marginalRSS returns, for each scenario with two runs or more that
+// report RSS, the server RSS growth per connection between its run with
+// the fewest and the most connected bots, as "idle 5000→19000: 1.51 KiB".
+func marginalRSS(results []result) []string {
+	var out []string
+	done := map[string]bool{}
+	for _, r := range results {
+		if done[r.Scenario] {
+			continue
+		}
+		done[r.Scenario] = true
+		var lo, hi *result
+		for i := range results {
+			x := &results[i]
+			if x.Scenario != r.Scenario || x.ServerRSS == nil || x.Connected <= 0 {
+				continue
+			}
+			if lo == nil || x.Connected < lo.Connected {
+				lo = x
+			}
+			if hi == nil || x.Connected > hi.Connected {
+				hi = x
+			}
+		}
+		if lo == nil || hi.Connected == lo.Connected {
+			continue
+		}
+		kib := (*hi.ServerRSS - *lo.ServerRSS) * 1024 / float64(hi.Connected-lo.Connected)
+		out = append(out, fmt.Sprintf("%s %d→%d: %.2f KiB", r.Scenario, lo.Connected, hi.Connected, kib))
+	}
+	return out
 }
 
 func f2(v float64) string { return fmt.Sprintf("%.2f", v) }

@@ -29,11 +29,12 @@ func TestRender(t *testing.T) {
 		return p
 	}
 	idle := write("idle.json", idleReport)
+	idle10k := write("idle10k.json", strings.NewReplacer(`"bots":5000`, `"bots":10000`, `"connected":5000`, `"connected":10000`, `"server_rss_mib":30`, `"server_rss_mib":37.5`).Replace(idleReport))
 	arena := write("arena.json", arenaReport)
 	notes := write("notes.txt", "chat at 100 bots: skipped\n")
 	gobench := write("bench.txt", "BenchmarkX-2  100  10 ns/op  0 B/op  0 allocs/op\n")
 	md, svg := filepath.Join(dir, "page.md"), filepath.Join(dir, "page.svg")
-	code := run([]string{"render", "--out", md, "--svg", svg, "--notes", notes, "--gobench", gobench, "--commit", "abc123", arena, idle}, io.Discard, io.Discard)
+	code := run([]string{"render", "--out", md, "--svg", svg, "--notes", notes, "--gobench", gobench, "--commit", "abc123", arena, idle, idle10k}, io.Discard, io.Discard)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -43,6 +44,7 @@ func TestRender(t *testing.T) {
 		"| arena | 1000 | 1000 | 2 | input_to_state | 26.00 | 70.00 | 100.00 | 19.00 |",
 		"![p99 latency and server CPU against bots](page.svg)",
 		"chat at 100 bots: skipped", "join_timeout 2", "BenchmarkX-2", "`abc123`",
+		"idle 5000→10000: 1.54 KiB",
 	} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("page lacks %q:\n%s", want, page)
