@@ -330,10 +330,18 @@ func (c *clusterNode) place(ctx context.Context, j *protocol.Join) (string, erro
 		if owner == "" {
 			// Nobody owns it: its node may have died. Bring it back here
 			// from its last snapshot, if there is one.
-			c.restoreOrphan(ctx, j.RoomID)
-			return "", nil
+			if c.restoreOrphan(ctx, j.RoomID) {
+				return "", nil
+			}
+			// Or it was created a moment ago: its node takes the lease
+			// just after creating it, so a player handed the new room's ID
+			// at once may ask before the lease is written. Look again for
+			// a little while before calling the room unknown.
+			if owner, err = c.awaitOwner(ctx, j.RoomID); err != nil {
+				return "", fmt.Errorf("find room: %w", err)
+			}
 		}
-		if owner == c.self {
+		if owner == "" || owner == c.self {
 			return "", nil
 		}
 		return owner, nil
@@ -376,6 +384,33 @@ func (c *clusterNode) place(ctx context.Context, j *protocol.Join) (string, erro
 	default:
 		return c.leastLoaded(), nil
 	}
+}
+
+// ownerWait bounds how long a join by ID waits for an unknown room's lease
+// to appear: a new room's lease is one directory write after its creation.
+const ownerWait = 300 * time.Millisecond
+
+// awaitOwner looks up the owner of a room that had none, a few times over
+// ownerWait, and returns "" if it still has none (or is on this node).
+func (c *clusterNode) awaitOwner(ctx context.Context, id string) (string, error) {
+	deadline := time.Now().Add(ownerWait)
+	for wait := 10 * time.Millisecond; time.Now().Before(deadline); wait *= 2 {
+		t := time.NewTimer(min(wait, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", ctx.Err()
+		case <-t.C:
+		}
+		if c.s.rooms.Has(id) {
+			return "", nil
+		}
+		owner, err := c.dir.Owner(ctx, id)
+		if err != nil || owner != "" {
+			return owner, err
+		}
+	}
+	return "", nil
 }
 
 func filtersMatch(raw []byte, want game.Options) bool {

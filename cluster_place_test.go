@@ -1,9 +1,13 @@
 package gameserver
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/gameserver/gameserver/internal/cluster"
+	"github.com/gameserver/gameserver/internal/cluster/redistest"
 	"github.com/gameserver/gameserver/internal/protocol"
 )
 
@@ -31,5 +35,46 @@ func TestJoinOrCreatePrefersThisNode(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%s: %q %v, want %q", tc.name, got, err, tc.want)
 		}
+	}
+}
+
+// A join by ID for a room nobody owns yet waits briefly for its lease: a
+// room's node takes the lease just after creating it, so a player handed
+// the ID at once can ask first. Placed on the owner once the lease
+// appears; here (where the room is unknown: 404) if none does.
+func TestJoinByIDWaitsForANewRoomsLease(t *testing.T) {
+	redis := redistest.StartServer(t)
+	dir, err := cluster.NewRedis(redis.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	srv, err := New(Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	c := &clusterNode{self: "a", dir: dir, s: srv, ttl: 3 * time.Second}
+
+	acquired := make(chan error, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_, err := dir.Acquire(context.Background(), "r-new", "b", 3*time.Second)
+		acquired <- err
+	}()
+	got, err := c.place(t.Context(), &protocol.Join{Mode: protocol.JoinByID, RoomID: "r-new"})
+	if err != nil || got != "b" {
+		t.Fatalf("a room whose lease appears after the join: %q %v, want b", got, err)
+	}
+	if err := <-acquired; err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.place(t.Context(), &protocol.Join{Mode: protocol.JoinByID, RoomID: "r-none"}); err != nil || got != "" {
+		t.Fatalf("a room nobody owns: %q %v, want this node", got, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := c.place(ctx, &protocol.Join{Mode: protocol.JoinByID, RoomID: "r-none"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a join by ID whose time runs out while it waits: %v, want the deadline", err)
 	}
 }
