@@ -188,7 +188,7 @@ func (m *Manager) Create(ctx context.Context, kind string, opts game.Options, re
 	}
 	info := r.info()
 	if len(reserve) > 0 {
-		info.ReservedUntil = time.Now().Add(k.cfg.ReservationTimeout)
+		info.ReservedUntil = m.now().Add(k.cfg.ReservationTimeout)
 	}
 	return info, nil
 }
@@ -212,7 +212,7 @@ func (m *Manager) reserveLocked(r *room, users []string) {
 	if r.reservedUsers == nil {
 		r.reservedUsers = make(map[string]time.Time)
 	}
-	deadline := time.Now().Add(r.kind.cfg.ReservationTimeout)
+	deadline := m.now().Add(r.kind.cfg.ReservationTimeout)
 	for _, u := range users {
 		if _, dup := r.reservedUsers[u]; !dup {
 			r.seats++

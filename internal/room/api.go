@@ -21,7 +21,7 @@ func (r *room) ID() string          { return r.id }
 func (r *room) Kind() string        { return r.kind.name }
 func (r *room) Tick() uint64        { return r.tick }
 func (r *room) TickRate() int       { return r.tickRate }
-func (r *room) Now() time.Time      { return time.Now() }
+func (r *room) Now() time.Time      { return r.m.now() }
 func (r *room) Logger() *zap.Logger { return r.log }
 
 func (r *room) Players() []game.Player { return r.gamePlayer }
@@ -136,7 +136,7 @@ func (r *room) stateHeader() *frame.Frame {
 	f.B = protocol.AppendType(f.B, protocol.TypeState)
 	f.B = protocol.AppendArrayLen(f.B, 3)
 	f.B = protocol.AppendUint(f.B, r.tick)
-	f.B = protocol.AppendInt(f.B, time.Now().UnixNano())
+	f.B = protocol.AppendInt(f.B, r.m.now().UnixNano())
 	return f
 }
 
@@ -172,7 +172,7 @@ func (r *room) Every(d time.Duration, fn func(game.Room)) game.Timer {
 
 func (r *room) addTimer(d, every time.Duration, fn func(game.Room)) game.Timer {
 	r.timerSeq++
-	t := &timer{r: r, when: time.Now().Add(d), every: every, fn: fn, seq: r.timerSeq, index: -1}
+	t := &timer{r: r, when: r.m.now().Add(d), every: every, fn: fn, seq: r.timerSeq, index: -1}
 	if r.disposing != "" || r.closed {
 		return t // never fires
 	}
@@ -182,7 +182,9 @@ func (r *room) addTimer(d, every time.Duration, fn func(game.Room)) game.Timer {
 
 func (r *room) Go(fn func(ctx context.Context) func(game.Room)) {
 	ctx := r.ctx
+	r.m.goWG.Add(1)
 	go func() {
+		defer r.m.goWG.Done()
 		defer func() {
 			if v := recover(); v != nil {
 				// A panic off the loop disposes the room like one on it.

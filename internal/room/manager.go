@@ -32,6 +32,13 @@ type Config struct {
 	// ResumeWindow is the resume window of room types that set none. Zero
 	// means 30 s.
 	ResumeWindow time.Duration
+	// Clock is the rooms' clock: ticks, timers, Room.Now, reservations and
+	// resume windows follow it. Nil means time.Now.
+	Clock func() time.Time
+	// Manual starts no shard goroutines: rooms take their turns only when
+	// Step is called, on the caller's goroutine (game/gametest, with a
+	// Clock it moves itself).
+	Manual bool
 }
 
 // Stats are the engine's counters.
@@ -66,6 +73,7 @@ type Manager struct {
 	rooms    map[string]*room
 	closed   bool
 	wg       sync.WaitGroup // rooms not finished yet
+	goWG     sync.WaitGroup // Room.Go functions still running
 	stopOnce sync.Once
 	shards   []*shard
 }
@@ -75,10 +83,20 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, kinds: make(map[string]*kind), rooms: make(map[string]*room)}
 	m.shards = newShards(m)
 	return m
 }
+
+// WaitGo waits until every function started with Room.Go has returned and
+// its continuation, if any, is queued for its room (game/gametest).
+func (m *Manager) WaitGo() { m.goWG.Wait() }
+
+// now is the time on the rooms' clock.
+func (m *Manager) now() time.Time { return m.cfg.Clock() }
 
 // Stats returns the live counters.
 func (m *Manager) Stats() *Stats { return &m.stats }
@@ -291,7 +309,7 @@ func (m *Manager) join(mb Member, j *protocol.Join) error {
 		r = m.rooms[j.RoomID]
 		held := false
 		if r != nil && mb.UserID() != "" {
-			if d, ok := r.reservedUsers[mb.UserID()]; ok && time.Now().Before(d) {
+			if d, ok := r.reservedUsers[mb.UserID()]; ok && m.now().Before(d) {
 				held = true // the seat was held for this user: take it
 				delete(r.reservedUsers, mb.UserID())
 				r.seats--
@@ -328,7 +346,7 @@ func (m *Manager) join(mb Member, j *protocol.Join) error {
 	// Reserve the seat while the lock is held: two players racing for the
 	// last seat cannot both get it.
 	r.seats++
-	deadline := time.Now().Add(r.kind.cfg.ReservationTimeout)
+	deadline := m.now().Add(r.kind.cfg.ReservationTimeout)
 	m.mu.Unlock()
 
 	p := &player{id: newID(8), member: mb, room: r, index: -1}
@@ -377,7 +395,7 @@ func (m *Manager) releaseSeat(r *room) {
 	m.mu.Lock()
 	r.seats--
 	if r.seats == 0 {
-		r.emptySince = time.Now()
+		r.emptySince = m.now()
 	}
 	m.mu.Unlock()
 }
@@ -415,6 +433,9 @@ func (m *Manager) Shutdown(reason string) {
 	m.mu.Unlock()
 	for _, r := range rooms {
 		r.post(event{kind: evDispose, x: &eventExtra{reason: reason}}, true)
+	}
+	if m.cfg.Manual {
+		m.Step()
 	}
 	m.wg.Wait()
 	m.stopOnce.Do(func() {

@@ -139,11 +139,11 @@ func (m *Manager) createLocked(k *kind, opts game.Options) *room {
 // newRoomLocked builds a room and registers it. Lock must be held.
 func (m *Manager) newRoomLocked(k *kind, id string, filters game.Options) *room {
 	r := &room{
-		m: m, kind: k, id: id, created: time.Now(),
+		m: m, kind: k, id: id, created: m.now(),
 		maxPlayers: k.cfg.MaxPlayers,
 		dueIndex:   -1,
 		tickRate:   k.cfg.TickRate,
-		emptySince: time.Now(),
+		emptySince: m.now(),
 		filters:    filters,
 		routes:     make(map[game.MsgType]func(game.Room, game.Player, game.Message) error),
 		createdCh:  make(chan struct{}),
@@ -194,7 +194,7 @@ func (r *room) post(ev event, wait bool) bool {
 func (r *room) postMessage(p *player, t protocol.MsgType, body []byte) error {
 	b := bodyPool.Get().(*bodyBuf)
 	b.b = append(b.b[:0], body...)
-	if !r.post(event{kind: evMessage, p: p, t: game.MsgType(t), body: b, at: time.Now().UnixNano()}, false) {
+	if !r.post(event{kind: evMessage, p: p, t: game.MsgType(t), body: b, at: r.m.now().UnixNano()}, false) {
 		bodyPool.Put(b)
 		if r.isClosed() {
 			return errNotInRoom
@@ -244,7 +244,7 @@ func (r *room) endErr() error {
 func (r *room) handle(ev event) {
 	switch ev.kind {
 	case evCreate:
-		r.lastTick = time.Now()
+		r.lastTick = r.m.now()
 		r.nextTick = r.lastTick.Add(r.period())
 		var err error
 		if r.restore != nil {
@@ -288,7 +288,7 @@ func (r *room) handle(ev event) {
 		}
 	case evHold:
 		if p := ev.p; p.seated {
-			p.heldUntil = time.Now().Add(r.kind.cfg.ResumeWindow).UnixNano()
+			p.heldUntil = r.m.now().Add(r.kind.cfg.ResumeWindow).UnixNano()
 			// The member's channel is gone: keep what the room sends for
 			// the session's new node.
 			p.member = &heldMember{sessionID: p.member.ID(), userID: p.member.UserID()}
@@ -337,7 +337,7 @@ func (r *room) join(ev event) {
 		r.m.releaseSeat(r) // dropped before the room got to it
 		return
 	}
-	if time.Now().After(ev.x.deadline) {
+	if r.m.now().After(ev.x.deadline) {
 		refuse(protocol.NewError(protocol.CodeUnavailable, "seat reservation expired: try again"))
 		return
 	}

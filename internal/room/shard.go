@@ -36,15 +36,66 @@ type shard struct {
 
 func newShards(m *Manager) []*shard {
 	n := runtime.GOMAXPROCS(0)
+	if m.cfg.Manual {
+		n = 1
+	}
 	shards := make([]*shard, n)
 	for i := range shards {
 		s := &shard{m: m, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 		s.timer = time.NewTimer(time.Hour)
 		s.timer.Stop()
 		shards[i] = s
+		if m.cfg.Manual {
+			close(s.done) // Step runs it
+			continue
+		}
 		go s.run()
 	}
 	return shards
+}
+
+// Step gives every room of a Manual manager the turns it has coming, on
+// the caller's goroutine: queued events, and ticks and timers due by the
+// clock's now, until no room has any left. A tick is run once however
+// late it is, as a late loop does; to see every tick, move the clock to
+// each NextDue in turn. Step must not be called concurrently, nor on a
+// manager that is not Manual.
+func (m *Manager) Step() {
+	for _, s := range m.shards {
+		for s.step(m.now()) {
+		}
+	}
+}
+
+// NextDue returns the earliest tick or timer of a Manual manager's rooms,
+// and false when no room has one.
+func (m *Manager) NextDue() (time.Time, bool) {
+	var next time.Time
+	found := false
+	for _, s := range m.shards {
+		if len(s.due) > 0 && (!found || s.due[0].dueAt.Before(next)) {
+			next, found = s.due[0].dueAt, true
+		}
+	}
+	return next, found
+}
+
+// step runs one round of a Manual shard: the rooms ready now, then the
+// deadlines due by now. It reports whether it ran anything.
+func (s *shard) step(now time.Time) bool {
+	s.mu.Lock()
+	s.batch, s.ready = s.ready, s.batch[:0]
+	s.mu.Unlock()
+	ran := len(s.batch) > 0
+	for i, r := range s.batch {
+		s.batch[i] = nil
+		s.serveEvents(r)
+	}
+	for len(s.due) > 0 && !s.due[0].dueAt.After(now) {
+		s.serveDue(s.due[0], now)
+		ran = true
+	}
+	return ran
 }
 
 // placeLocked picks the shard with the fewest rooms. Manager.mu must be
@@ -81,7 +132,7 @@ func (s *shard) run() {
 			s.batch[i] = nil
 			s.serveEvents(r)
 		}
-		now := time.Now()
+		now := s.m.now()
 		for len(s.due) > 0 && !s.due[0].dueAt.After(now) {
 			s.serveDue(s.due[0], now)
 		}

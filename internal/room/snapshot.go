@@ -152,7 +152,7 @@ func (r *room) restoreFrom(env *Envelope) error {
 		r.metadataRaw = raw
 		r.m.mu.Unlock()
 	}
-	deadline := time.Now().Add(r.kind.cfg.ResumeWindow).UnixNano()
+	deadline := r.m.now().Add(r.kind.cfg.ResumeWindow).UnixNano()
 	for _, st := range env.Seats {
 		p := &player{id: st.PlayerID, member: &heldMember{sessionID: st.SessionID, userID: st.UserID}, room: r,
 			seated: true, dropped: true, heldUntil: deadline, index: int32(len(r.players))}
