@@ -18,9 +18,9 @@ vet:
 
 # Each decoder's fuzz target for a short, bounded run.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/protocol/
-	$(GO) test -run '^$$' -fuzz FuzzParseHead -fuzztime 15s ./internal/transport/
-	$(GO) test -run '^$$' -fuzz FuzzClientAddr -fuzztime 15s ./internal/transport/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 1000000x ./internal/protocol/
+	$(GO) test -run '^$$' -fuzz FuzzParseHead -fuzztime 250000x ./internal/transport/
+	$(GO) test -run '^$$' -fuzz FuzzClientAddr -fuzztime 200000x ./internal/transport/
 
 bench:
 	bash scripts/bench.sh

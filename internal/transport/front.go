@@ -423,8 +423,10 @@ type requestHead struct {
 // origin-form target without controls or spaces, its path's escapes
 // valid), header lines "Name:
 // value" (a token name, a value without controls other than tab), and
-// exactly one Host header, valid and not empty, and at most one
-// X-Forwarded-For. Anything else is false: it goes to net/http, which
+// exactly one Host header, valid and not empty, at most one
+// X-Forwarded-For, and no body (neither Content-Length nor
+// Transfer-Encoding: an upgrade has none, and net/http's rules for them
+// are its own). Anything else is false: it goes to net/http, which
 // answers or refuses it as it always has.
 func parseHead(b []byte) (h requestHead, ok bool) {
 	line, rest, found := cutLine(b)
@@ -483,6 +485,8 @@ func parseHead(b []byte) (h requestHead, ok bool) {
 				return h, false // net/http gathers them
 			}
 			xffSeen, h.xff = true, value
+		case asciiEqualFold(name, "Content-Length"), asciiEqualFold(name, "Transfer-Encoding"):
+			return h, false
 		}
 	}
 	if len(rest) != 0 || len(h.host) == 0 || !validHost(h.host) {
