@@ -21,58 +21,35 @@ import (
 // descriptor, epoll_wait with a timeout) must not be made here.
 
 // Read is read(2) on a non-blocking descriptor.
-func Read(fd int, p []byte) (int, error) {
-	var base unsafe.Pointer
-	if len(p) > 0 {
-		base = unsafe.Pointer(&p[0])
-	}
-	r, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(base), uintptr(len(p)))
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return int(r), nil
-}
+func Read(fd int, p []byte) (int, error) { return rw(unix.SYS_READ, fd, p) }
 
 // Write is write(2) on a non-blocking descriptor.
-func Write(fd int, p []byte) (int, error) {
+func Write(fd int, p []byte) (int, error) { return rw(unix.SYS_WRITE, fd, p) }
+
+func rw(trap uintptr, fd int, p []byte) (int, error) {
 	var base unsafe.Pointer
 	if len(p) > 0 {
 		base = unsafe.Pointer(&p[0])
 	}
-	r, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(base), uintptr(len(p)))
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return int(r), nil
+	return result(syscall.RawSyscall(trap, uintptr(fd), uintptr(base), uintptr(len(p))))
 }
 
 // Writev is writev(2) on a non-blocking descriptor; iov must not be empty.
 func Writev(fd int, iov []unix.Iovec) (int, error) {
-	r, _, e := syscall.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return int(r), nil
+	return result(syscall.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov))))
 }
 
 // EpollPoll is epoll_wait(2) with a zero timeout: it collects the events
 // ready now and never waits. events must not be empty.
 func EpollPoll(epfd int, events []unix.EpollEvent) (int, error) {
-	r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return int(r), nil
+	return result(syscall.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0))
 }
 
-// errnoErr returns e as an error without allocating for the common ones
-// (syscall.Errno values box without allocating only below 256).
-func errnoErr(e syscall.Errno) error {
-	switch e {
-	case unix.EAGAIN:
-		return unix.EAGAIN
-	case unix.EINTR:
-		return unix.EINTR
+// result turns a raw call's return into a count or an error. An Errno
+// (below 256 on Linux) boxes into an error without allocating.
+func result(r, _ uintptr, e syscall.Errno) (int, error) {
+	if e != 0 {
+		return 0, e
 	}
-	return e
+	return int(r), nil
 }

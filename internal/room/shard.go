@@ -62,7 +62,7 @@ func newShards(m *Manager) []*shard {
 // manager that is not Manual.
 func (m *Manager) Step() {
 	for _, s := range m.shards {
-		for s.step(m.now()) {
+		for ran, _ := s.step(); ran; ran, _ = s.step() {
 		}
 	}
 }
@@ -80,22 +80,24 @@ func (m *Manager) NextDue() (time.Time, bool) {
 	return next, found
 }
 
-// step runs one round of a Manual shard: the rooms ready now, then the
-// deadlines due by now. It reports whether it ran anything.
-func (s *shard) step(now time.Time) bool {
+// step runs one round of the shard: the rooms ready now, then the
+// deadlines due by the clock's now once they are served. It reports
+// whether it ran anything, and that now.
+func (s *shard) step() (ran bool, now time.Time) {
 	s.mu.Lock()
 	s.batch, s.ready = s.ready, s.batch[:0]
 	s.mu.Unlock()
-	ran := len(s.batch) > 0
+	ran = len(s.batch) > 0
 	for i, r := range s.batch {
 		s.batch[i] = nil
 		s.serveEvents(r)
 	}
+	now = s.m.now()
 	for len(s.due) > 0 && !s.due[0].dueAt.After(now) {
 		s.serveDue(s.due[0], now)
 		ran = true
 	}
-	return ran
+	return ran, now
 }
 
 // placeLocked picks the shard with the fewest rooms. Manager.mu must be
@@ -125,17 +127,7 @@ func (s *shard) readyRoom(r *room) {
 func (s *shard) run() {
 	defer close(s.done)
 	for {
-		s.mu.Lock()
-		s.batch, s.ready = s.ready, s.batch[:0]
-		s.mu.Unlock()
-		for i, r := range s.batch {
-			s.batch[i] = nil
-			s.serveEvents(r)
-		}
-		now := s.m.now()
-		for len(s.due) > 0 && !s.due[0].dueAt.After(now) {
-			s.serveDue(s.due[0], now)
-		}
+		_, now := s.step()
 		s.mu.Lock()
 		more := len(s.ready) > 0
 		s.mu.Unlock()

@@ -62,29 +62,20 @@ func clientAddr(trusted []netip.Prefix, peer netip.AddrPort, xff []string) netip
 	}
 	hops := 0
 	for i := len(xff) - 1; i >= 0; i-- {
-		rest := xff[i]
-		for {
-			var entry string
-			if j := strings.LastIndexByte(rest, ','); j >= 0 {
-				entry, rest = rest[j+1:], rest[:j]
-			} else {
-				entry, rest = rest, ""
+		entries := strings.Split(xff[i], ",")
+		if len(entries) == 1 && strings.Trim(entries[0], " \t") == "" {
+			continue // an empty header line
+		}
+		for j := len(entries) - 1; j >= 0; j-- {
+			a, ok := forwardedAddr(strings.Trim(entries[j], " \t"))
+			if !ok || hops == maxForwardHops {
+				return netip.AddrPortFrom(last, 0)
 			}
-			entry = strings.Trim(entry, " \t")
-			if entry != "" || rest != "" {
-				a, ok := forwardedAddr(entry)
-				if !ok || hops == maxForwardHops {
-					return netip.AddrPortFrom(last, 0)
-				}
-				hops++
-				if !isTrusted(trusted, a) {
-					return netip.AddrPortFrom(a, 0)
-				}
-				last = a
+			hops++
+			if !isTrusted(trusted, a) {
+				return netip.AddrPortFrom(a, 0)
 			}
-			if rest == "" {
-				break
-			}
+			last = a
 		}
 	}
 	if last == peer.Addr().Unmap() {
