@@ -380,7 +380,10 @@ func (h *Hub) message(s *Session, c Conn, msg []byte) {
 		if p.Ack != 0 {
 			s.ack(p.Ack)
 		}
-		s.control(&protocol.Pong{Nonce: p.Nonce, Ack: s.inSeq.Load()})
+		pong := protocol.Pong{Nonce: p.Nonce, Ack: s.inSeq.Load()}
+		f := frame.New()
+		f.B = pong.Append(f.B) // not through control: a Message would escape
+		s.sendNow(f.Seal())
 	case t == protocol.TypePong:
 		var p protocol.Pong
 		if err := p.Decode(body); err != nil {

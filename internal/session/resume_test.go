@@ -306,3 +306,37 @@ func TestPongCarriesAck(t *testing.T) {
 		t.Fatalf("PONG %+v, want nonce 9 and ack 2", pong)
 	}
 }
+
+// pongCounter counts what is sent to it and keeps nothing.
+type pongCounter struct {
+	fakeConn
+	pongs int
+}
+
+func (c *pongCounter) SendNow(f *frame.Frame) error {
+	if tp, _, err := protocol.Split(f.B); err == nil && tp == protocol.TypePong {
+		c.pongs++
+	}
+	return nil
+}
+
+// Answering a client's PING allocates nothing. Idle clients ping every
+// few seconds for as long as they stay, and garbage made at idle is what
+// grows a quiet node's heap to its collection goal.
+func TestPingAnswerAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	h := testHub(t, Config{RateBurst: 1000}, &countingRouter{})
+	c := &pongCounter{}
+	s := h.Open(c)
+	h.Message(s, c, (&protocol.Hello{Version: protocol.Version}).Append(nil))
+	ping := (&protocol.Ping{Nonce: 7, Ack: 0}).Append(nil)
+	allocs := testing.AllocsPerRun(100, func() { h.Message(s, c, ping) })
+	if c.pongs != 101 {
+		t.Fatalf("%d PONGs for 101 PINGs", c.pongs)
+	}
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per PING answered", allocs)
+	}
+}
