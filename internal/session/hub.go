@@ -507,12 +507,12 @@ func (h *Hub) hello(s *Session, body []byte) {
 		h.refuseAuth(s, err, protocol.TypeHello)
 		return
 	}
-	s.userID, s.claims = id.UserID, id.Claims
+	s.auth = newIdentity(id.UserID, id.Claims)
 	if !id.Expires.IsZero() {
 		s.expires.Store(id.Expires.UnixNano())
 	}
-	s.id = newToken(16)
-	s.token = newToken(32)
+	s.id = newSessionID()
+	s.token = newResumeToken()
 	h.mu.Lock()
 	delete(h.pending, s)
 	h.byID[s.id] = s
@@ -529,15 +529,18 @@ func (h *Hub) hello(s *Session, body []byte) {
 	h.stats.Active.Add(1)
 	h.schedulePing(s)
 	h.router.Started(s)
-	s.control(&protocol.Welcome{
+	w := protocol.Welcome{
 		Version:        protocol.Version,
 		SessionID:      s.id,
 		Node:           h.cfg.Node,
 		PingIntervalMs: uint32(h.cfg.PingInterval / time.Millisecond),
 		PingTimeoutMs:  uint32(h.cfg.PingTimeout / time.Millisecond),
 		MaxMessage:     uint32(h.cfg.MaxMessage),
-		ResumeToken:    s.token,
-	})
+		ResumeToken:    s.token.String(),
+	}
+	f := frame.New()
+	f.B = w.Append(f.B) // not through control: a Message would escape
+	s.sendNow(f.Seal())
 	s.badInRow = 0
 }
 
@@ -567,19 +570,20 @@ func (h *Hub) resume(p *Session, body []byte) {
 		s = h.byID[m.SessionID]
 		h.mu.Unlock()
 	}
-	var token string
+	var want token
 	if s != nil {
 		s.mu.Lock()
-		token = s.token
+		want = s.token
 		s.mu.Unlock()
 	}
-	if s == nil || subtle.ConstantTimeCompare([]byte(token), []byte(m.ResumeToken)) != 1 {
+	got, ok := parseToken(m.ResumeToken)
+	if s == nil || subtle.ConstantTimeCompare(want[:], got[:]) != 1 || !ok || want == (token{}) {
 		h.failResume(p, errResume)
 		return
 	}
-	if s.userID != "" {
+	if userID := s.UserID(); userID != "" {
 		id, err := h.authenticate(m.Token)
-		if err == nil && id.UserID != s.userID {
+		if err == nil && id.UserID != userID {
 			err = protocol.NewError(protocol.CodeForbidden, "token is for another user")
 		}
 		if err == nil && id.UserID == "" {
@@ -652,10 +656,10 @@ func (h *Hub) attach(p, s *Session, lastSeq uint64) *protocol.Error {
 	c := p.conn
 	s.conn = c
 	c.SetData(s)
-	s.token = newToken(32) // a resume token works once
+	s.token = newResumeToken() // a resume token works once
 	// The lock keeps room sends out until the replay is queued.
 	f := frame.New()
-	resumed := protocol.Resumed{SessionID: s.id, FromSeq: lastSeq + 1, ClientSeq: s.inSeq.Load(), ResumeToken: s.token}
+	resumed := protocol.Resumed{SessionID: s.id, FromSeq: lastSeq + 1, ClientSeq: s.inSeq.Load(), ResumeToken: s.token.String()}
 	f.B = resumed.Append(f.B)
 	_ = c.Send(f.Seal(), 0)
 	f.Release()

@@ -86,7 +86,7 @@ func (s *Session) hold(msg []byte, max int) {
 func (h *Hub) Export(s *Session, seat []byte) State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := State{ID: s.id, Token: s.token, UserID: s.userID, Claims: s.claims, Expires: s.expires.Load(),
+	st := State{ID: s.id, Token: s.token.String(), UserID: s.UserID(), Claims: s.Claims(), Expires: s.expires.Load(),
 		OutSeq: s.outSeq, InSeq: s.inSeq.Load(), FirstSeq: s.buf.firstSeq, Seat: seat}
 	s.buf.each(0, func(_ uint64, f *frame.Frame) { st.Replay = append(st.Replay, append([]byte(nil), f.B...)) })
 	if len(st.Replay) == 0 {
@@ -128,14 +128,15 @@ var ErrSessionExists = errors.New("session: already here")
 // RESUME for the hub's resume window. The caller restores the router's
 // seat from st.Seat.
 func (h *Hub) Import(st State) (*Session, error) {
-	if st.ID == "" || st.Token == "" {
-		return nil, errors.New("session: state without id or token")
+	tok, ok := parseToken(st.Token)
+	if st.ID == "" || !ok {
+		return nil, errors.New("session: state without id or a well-formed token")
 	}
 	if st.FirstSeq == 0 || st.FirstSeq+uint64(len(st.Replay)) != st.OutSeq+1 {
 		return nil, errors.New("session: state with an inconsistent replay buffer")
 	}
 	s := &Session{
-		hub: h, id: st.ID, token: st.Token, userID: st.UserID, claims: st.Claims,
+		hub: h, id: st.ID, token: tok, auth: newIdentity(st.UserID, st.Claims),
 		outSeq: st.OutSeq,
 	}
 	s.expires.Store(st.Expires)

@@ -66,13 +66,12 @@ var ErrClosed = errors.New("session: closed")
 type Session struct {
 	hub       *Hub
 	id        string // set at WELCOME; fixed after
-	token     string // resume token
+	token     token  // resume token (mu)
 	state     atomic.Uint32
 	pingNonce atomic.Uint32 // of the last server PING (heartbeat, below)
 	budget    budget        // messages the client may send (msgMu)
-	userID    string
-	claims    map[string]any
-	expires   atomic.Int64 // Unix nanoseconds; 0 = never
+	auth      *identity     // nil for an anonymous session
+	expires   atomic.Int64  // Unix nanoseconds; 0 = never
 	// deadline is when the sweeper ends the session, in Unix nanoseconds:
 	// the hello timeout while it awaits HELLO, the end of the resume
 	// window while it is detached; unused while active.
@@ -114,10 +113,20 @@ func (s *Session) attachedTo(c Conn) bool {
 func (s *Session) ID() string { return s.id }
 
 // UserID is the authenticated user, "" for an anonymous session.
-func (s *Session) UserID() string { return s.userID }
+func (s *Session) UserID() string {
+	if s.auth == nil {
+		return ""
+	}
+	return s.auth.userID
+}
 
 // Claims are the authenticated token's claims, nil when anonymous.
-func (s *Session) Claims() map[string]any { return s.claims }
+func (s *Session) Claims() map[string]any {
+	if s.auth == nil {
+		return nil
+	}
+	return s.auth.claims
+}
 
 // RTT is the latest round-trip time the server measured with its own pings,
 // or 0 before the first pong.
@@ -265,8 +274,46 @@ func (s *Session) ack(seq uint64) {
 	s.mu.Unlock()
 }
 
-func newToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+// identity is who an authenticated session's client is; kept apart so an
+// anonymous session does not carry it.
+type identity struct {
+	userID string
+	claims map[string]any
+}
+
+func newIdentity(userID string, claims map[string]any) *identity {
+	if userID == "" && claims == nil {
+		return nil
+	}
+	return &identity{userID: userID, claims: claims}
+}
+
+// A token is a resume token: random bytes, sent as unpadded base64url
+// (43 characters). A session holds it raw, inside the Session, not as a
+// string of its own.
+type token [32]byte
+
+func newResumeToken() (t token) {
+	_, _ = rand.Read(t[:])
+	return t
+}
+
+func (t token) String() string { return base64.RawURLEncoding.EncodeToString(t[:]) }
+
+// parseToken reads a token's text; ok is false unless it is exactly one.
+func parseToken(text string) (t token, ok bool) {
+	if base64.RawURLEncoding.EncodedLen(len(t)) != len(text) {
+		return t, false
+	}
+	n, err := base64.RawURLEncoding.Strict().Decode(t[:], []byte(text))
+	return t, err == nil && n == len(t)
+}
+
+// newSessionID returns a random session id: 16 bytes as unpadded base64url.
+func newSessionID() string {
+	var b [16]byte
+	var text [22]byte
+	_, _ = rand.Read(b[:])
+	base64.RawURLEncoding.Encode(text[:], b[:])
+	return string(text[:])
 }
