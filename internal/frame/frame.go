@@ -29,10 +29,9 @@ type Frame struct {
 	// B is the message payload. Append to it before Seal.
 	B []byte
 
-	raw    []byte // Headroom + payload backing B
-	wire   []byte // the sealed frame: header + payload
-	refs   atomic.Int32
-	sealed bool
+	raw  []byte // Headroom + payload backing B; after Seal, up to the payload's end
+	refs atomic.Int32
+	hs   int8 // header bytes in front of the payload once sealed; 0 before
 }
 
 // Buffer size classes, headroom included, at most a quarter apart (as the
@@ -86,8 +85,7 @@ func (f *Frame) reset() {
 	f.refs.Store(1)
 	f.raw = f.raw[:Headroom]
 	f.B = f.raw[Headroom:Headroom]
-	f.wire = nil
-	f.sealed = false
+	f.hs = 0
 }
 
 // Grow makes room for n more payload bytes, so appending them to B does not
@@ -115,7 +113,7 @@ func (f *Frame) moveTo(size int, payload []byte) {
 	old := f.raw
 	f.raw, f.B = raw, raw[Headroom:]
 	if i := classOf(cap(old)); i >= 0 && cap(old) == classes[i] {
-		g.raw, g.B, g.wire = old, nil, nil
+		g.raw, g.B = old, nil
 		pools[i].Put(g)
 	}
 }
@@ -164,19 +162,28 @@ func (f *Frame) SealOp(op byte) *Frame {
 		binary.BigEndian.PutUint64(f.raw[Headroom-8:Headroom], uint64(n))
 	}
 	f.raw[Headroom-hs] = 0x80 | op // FIN
-	f.wire = f.raw[Headroom-hs : Headroom+n]
-	f.sealed = true
+	f.hs = int8(hs)
 	return f
 }
 
 // Sealed reports whether Seal was called.
-func (f *Frame) Sealed() bool { return f.sealed }
+func (f *Frame) Sealed() bool { return f.hs != 0 }
 
 // Wire returns the sealed frame bytes (header and payload).
-func (f *Frame) Wire() []byte { return f.wire }
+func (f *Frame) Wire() []byte {
+	if f.hs == 0 {
+		return nil
+	}
+	return f.raw[Headroom-int(f.hs):]
+}
 
 // Len is the number of bytes the frame occupies on the wire.
-func (f *Frame) Len() int { return len(f.wire) }
+func (f *Frame) Len() int {
+	if f.hs == 0 {
+		return 0
+	}
+	return len(f.raw) - Headroom + int(f.hs)
+}
 
 // Retain takes one more reference.
 func (f *Frame) Retain() { f.refs.Add(1) }
@@ -186,7 +193,7 @@ func (f *Frame) Release() {
 	switch r := f.refs.Add(-1); {
 	case r == 0:
 		if i := classOf(cap(f.raw)); i >= 0 && cap(f.raw) == classes[i] {
-			f.B, f.wire = nil, nil
+			f.B = nil
 			pools[i].Put(f)
 		}
 	case r < 0:

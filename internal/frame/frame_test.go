@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+	"unsafe"
 )
 
 func payload(n int) []byte {
@@ -183,4 +184,12 @@ func TestClassesAreClose(t *testing.T) {
 		t.Fatalf("a 270-byte payload took a %d-byte buffer", cap(f.raw))
 	}
 	f.Release()
+}
+
+// A Frame fits the allocator's 64-byte class: frames are the most numerous
+// objects a busy node makes, and every replay buffer holds them.
+func TestFrameSize(t *testing.T) {
+	if n := unsafe.Sizeof(Frame{}); n > 64 {
+		t.Fatalf("Frame is %d bytes, over its budget of 64 (an allocator size class)", n)
+	}
 }
