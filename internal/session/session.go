@@ -298,7 +298,11 @@ func newResumeToken() (t token) {
 	return t
 }
 
-func (t token) String() string { return base64.RawURLEncoding.EncodeToString(t[:]) }
+func (t token) String() string {
+	var text [43]byte
+	base64.RawURLEncoding.Encode(text[:], t[:])
+	return string(text[:])
+}
 
 // parseToken reads a token's text; ok is false unless it is exactly one.
 func parseToken(text string) (t token, ok bool) {
