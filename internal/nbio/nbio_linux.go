@@ -4,6 +4,8 @@
 package nbio
 
 import (
+	"encoding/binary"
+	"net/netip"
 	"syscall"
 	"unsafe"
 
@@ -43,6 +45,36 @@ func Writev(fd int, iov []unix.Iovec) (int, error) {
 // ready now and never waits. events must not be empty.
 func EpollPoll(epfd int, events []unix.EpollEvent) (int, error) {
 	return result(syscall.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0))
+}
+
+// Accept is accept4(2) on a non-blocking listening socket: the new
+// descriptor is non-blocking and close-on-exec. addr is the peer's address
+// (IPv4 unmapped), zero for a family other than IPv4 and IPv6. Unlike
+// unix.Accept4 it allocates nothing.
+func Accept(fd int) (nfd int, addr netip.AddrPort, err error) {
+	var sa unix.RawSockaddrAny
+	n := uint32(unsafe.Sizeof(sa))
+	nfd, err = result(syscall.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)),
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0))
+	if err != nil {
+		return -1, netip.AddrPort{}, err
+	}
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		in := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
+		addr = netip.AddrPortFrom(netip.AddrFrom4(in.Addr), portOf(in.Port))
+	case unix.AF_INET6:
+		in := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa))
+		addr = netip.AddrPortFrom(netip.AddrFrom16(in.Addr).Unmap(), portOf(in.Port))
+	}
+	return nfd, addr, nil
+}
+
+// portOf reads a sockaddr's port, which is in network byte order.
+func portOf(p uint16) uint16 {
+	var b [2]byte
+	*(*uint16)(unsafe.Pointer(&b[0])) = p
+	return binary.BigEndian.Uint16(b[:])
 }
 
 // result turns a raw call's return into a count or an error. An Errno

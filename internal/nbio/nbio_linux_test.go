@@ -2,7 +2,10 @@ package nbio
 
 import (
 	"errors"
+	"net"
+	"net/netip"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -115,5 +118,71 @@ func TestNoAllocs(t *testing.T) {
 		}
 	}); allocs != 0 {
 		t.Fatalf("%v allocations per round, want 0", allocs)
+	}
+}
+
+// Accept takes connections from a non-blocking listener, IPv4 and IPv6,
+// with the peer's address, non-blocking and close-on-exec, and says EAGAIN
+// when none waits; it allocates nothing.
+func TestAccept(t *testing.T) {
+	for _, tc := range []struct {
+		network, addr string
+	}{{"tcp4", "127.0.0.1:0"}, {"tcp6", "[::1]:0"}} {
+		t.Run(tc.network, func(t *testing.T) {
+			ln, err := net.Listen(tc.network, tc.addr)
+			if err != nil {
+				t.Skipf("no %s loopback: %v", tc.network, err)
+			}
+			defer ln.Close()
+			f, err := ln.(*net.TCPListener).File() // a blocking duplicate
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			lfd := int(f.Fd())
+			if err := unix.SetNonblock(lfd, true); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := Accept(lfd); err != unix.EAGAIN {
+				t.Fatalf("accept with nobody waiting: %v, want EAGAIN", err)
+			}
+			c, err := net.Dial(tc.network, ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var fd int
+			var addr netip.AddrPort
+			for i := 0; i < 200; i++ {
+				if fd, addr, err = Accept(lfd); err != unix.EAGAIN {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			want := c.LocalAddr().(*net.TCPAddr).AddrPort()
+			if addr != want {
+				t.Fatalf("peer %v, want %v", addr, want)
+			}
+			if fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+				t.Fatal("accepted descriptor is blocking")
+			}
+			if fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); fl&unix.FD_CLOEXEC == 0 {
+				t.Fatal("accepted descriptor is not close-on-exec")
+			}
+			if allocs := testing.AllocsPerRun(50, func() {
+				if _, _, err := Accept(lfd); err != unix.EAGAIN {
+					t.Fatal(err)
+				}
+			}); allocs != 0 {
+				t.Fatalf("%v allocations per accept, want 0", allocs)
+			}
+		})
+	}
+	if _, _, err := Accept(-1); err != unix.EBADF {
+		t.Fatalf("accept on -1: %v, want EBADF", err)
 	}
 }

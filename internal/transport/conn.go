@@ -21,11 +21,14 @@ var (
 	ErrSlowConsumer = errors.New("transport: outbound queue over its bound")
 )
 
-// Connection states. Transitions happen under Conn.mu and only go forward.
+// Connection states. Transitions happen under Conn.mu and only go
+// forward: handshake (a connection the Front accepted), open, closing,
+// closed.
 const (
-	stateOpen    uint32 = iota // messages flow both ways
-	stateClosing               // a close frame is queued or sent; inbound data is discarded
-	stateClosed                // torn down; the descriptor is closed
+	stateOpen      uint32 = iota // messages flow both ways
+	stateClosing                 // a close frame is queued or sent; inbound data is discarded
+	stateClosed                  // torn down; the descriptor is closed
+	stateHandshake               // accepted by the Front, its request head not yet read (closeDeadline ends it)
 )
 
 // maxIovecs bounds the frames gathered into one writev.
@@ -109,7 +112,7 @@ type Conn struct {
 	outOff        int32           // bytes of out[0] already written
 	outBytes      int32           // at most MaxOutboundBytes (≤ 1 GiB)
 	stalledSince  int64           // Unix nanoseconds when waitingOut began
-	closeDeadline int64           // Unix nanoseconds; in stateClosing, tear down after it
+	closeDeadline int64           // Unix nanoseconds; in stateClosing or stateHandshake, tear down after it
 	closeInfo     *CloseInfo      // set when the close handshake begins
 
 	// Read side: pooled buffers (see getBuf), nil when none, as they are
@@ -397,6 +400,7 @@ func (c *Conn) teardown(info CloseInfo) {
 	if c.closeInfo != nil {
 		info = *c.closeInfo // the close handshake began: report its reason
 	}
+	opened := c.state.Load() != stateHandshake
 	c.state.Store(stateClosed)
 	c.dropQueueLocked()
 	c.wantWrite.Store(false)
@@ -411,6 +415,8 @@ func (c *Conn) teardown(info CloseInfo) {
 		putBuf(c.frag)
 		c.frag = nil
 	}
-	c.srv.release(c)
-	c.srv.handler.OnClose(c, info)
+	if opened { // the handler and the limits never heard of a handshake
+		c.srv.release(c)
+		c.srv.handler.OnClose(c, info)
+	}
 }

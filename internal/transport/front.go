@@ -3,16 +3,21 @@ package transport
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/gameserver/gameserver/internal/nbio"
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 )
 
 // maxHeadBytes bounds a request head read by a Front; a longer one is
@@ -31,18 +36,24 @@ const lingerTime = 500 * time.Millisecond
 
 // Front is a net.Listener to put in front of an http.Server: it upgrades
 // WebSocket requests itself, without net/http, and passes every other
-// connection on to the http.Server untouched. Make one with Server.Listen.
+// connection on to the http.Server untouched. Make one with Server.Listen;
+// a Server has at most one.
 //
-// For each accepted connection, a short-lived goroutine reads the request
-// head (through its blank line, within Config.HandshakeTimeout of the
-// accept, at most 16 KiB) into a pooled buffer. A request the Front
-// recognises as an upgrade (GET of its path, HTTP/1.1, a well-formed head
-// with one Host, and intercept false) is admitted exactly as ServeHTTP
-// admits one, upgraded by gobwas/ws from the bytes read, and taken over by
-// the transport; the goroutine ends there. Anything else comes out of
-// Accept with the bytes already read in front of the rest of the
-// connection, for the http.Server to serve as usual (the WebSocket path
-// included: ServeHTTP still upgrades what the Front passes on).
+// The Front accepts connections itself, with accept4 on the listener's
+// descriptor, so a connection has no net.Conn, no goroutine and no runtime
+// poll descriptor while its request head arrives: it is a Conn in the
+// transport's own descriptor table and epoll set from the start, and the
+// workers read its head (through its blank line, within
+// Config.HandshakeTimeout of the accept, at most 16 KiB) into a pooled
+// buffer taken when its first bytes arrive. A request the Front recognises
+// as an upgrade (GET of its path, HTTP/1.1, a well-formed head with one
+// Host, and intercept false) is admitted exactly as ServeHTTP admits one,
+// upgraded by gobwas/ws from the bytes read, and becomes an open Conn in
+// place. Anything else comes out of Accept as a net.Conn, with the bytes
+// already read in front of the rest of the connection, for the http.Server
+// to serve as usual (the WebSocket path included: ServeHTTP still upgrades
+// what the Front passes on). A refusal is answered and lingered over on a
+// goroutine of its own.
 //
 // A client that does not finish its head in time is dropped without an
 // answer, as net/http drops one past its ReadHeaderTimeout.
@@ -56,16 +67,18 @@ type Front struct {
 	closed    chan struct{} // closed by Close
 	closeOnce sync.Once
 	closeErr  error
-	stopped   chan struct{} // closed when the accept loop ends
-	err       error         // why it ended; written before stopped is closed
+	stopped   chan struct{}           // closed when the accept loop ends
+	err       error                   // why it ended; written before stopped is closed
+	lfile     atomic.Pointer[os.File] // the accept loop's duplicate of l's descriptor
 }
 
 // Listen returns a Front that accepts connections from l and upgrades
 // WebSocket requests for path (GET, the exact path, any query) on its own.
-// intercept, if not nil, is asked about each such request's raw query (the
-// part after "?", without it); true sends the request to the http.Server
-// instead. Serve the Front with the http.Server that should get every other
-// request. Closing the Front closes l.
+// l must give its descriptor (syscall.Conn, as *net.TCPListener does);
+// otherwise Accept fails. intercept, if not nil, is asked about each such
+// request's raw query (the part after "?", without it); true sends the
+// request to the http.Server instead. Serve the Front with the http.Server
+// that should get every other request. Closing the Front closes l.
 func (s *Server) Listen(l net.Listener, path string, intercept func(rawQuery string) bool) *Front {
 	f := &Front{
 		srv:       s,
@@ -76,6 +89,7 @@ func (s *Server) Listen(l net.Listener, path string, intercept func(rawQuery str
 		closed:    make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}
+	s.front.Store(f)
 	go f.acceptLoop()
 	return f
 }
@@ -99,28 +113,97 @@ func (f *Front) Accept() (net.Conn, error) {
 func (f *Front) Close() error {
 	f.closeOnce.Do(func() {
 		close(f.closed)
+		if lf := f.lfile.Load(); lf != nil {
+			_ = lf.Close() // wakes the accept loop
+		}
 		f.closeErr = f.l.Close()
 	})
 	return f.closeErr
 }
 
+// listenerFile returns a duplicate of l's descriptor as a pollable
+// *os.File: the runtime does not wait for readiness on a listener's own
+// syscall.RawConn, but it does on a file's.
+func listenerFile(l net.Listener) (*os.File, error) {
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("transport: listener %T has no descriptor", l)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(lfd uintptr) {
+		fd, derr = unix.FcntlInt(lfd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("transport: dup listener: %w", derr)
+	}
+	// The duplicate shares the listener's non-blocking file status, so
+	// NewFile puts it in the netpoller.
+	return os.NewFile(uintptr(fd), "listener"), nil
+}
+
 // Addr is the underlying listener's address.
 func (f *Front) Addr() net.Addr { return f.l.Addr() }
 
+// acceptLoop takes connections from the listener's descriptor until the
+// Front is closed. The listener stays in the runtime's netpoller, which
+// wakes the loop when connections wait.
 func (f *Front) acceptLoop() {
+	lf, err := listenerFile(f.l)
+	if err != nil {
+		f.stop(err)
+		return
+	}
+	f.lfile.Store(lf)
+	select {
+	case <-f.closed: // Close came first and did not see lf
+		_ = lf.Close()
+		f.stop(net.ErrClosed)
+		return
+	default:
+	}
+	rc, err := lf.SyscallConn()
+	if err != nil {
+		f.stop(err)
+		return
+	}
+	var aerr error
+	accept := func(lfd uintptr) bool { // made once
+		for {
+			fd, remote, err := nbio.Accept(int(lfd))
+			switch err {
+			case nil:
+				f.take(fd, remote)
+			case unix.EAGAIN:
+				return false // park until the listener is readable
+			case unix.EINTR, unix.ECONNABORTED:
+			default:
+				aerr = err
+				return true
+			}
+		}
+	}
 	var delay time.Duration
 	for {
-		nc, err := f.l.Accept()
-		if err == nil {
-			delay = 0
-			go f.serve(nc)
-			continue
-		}
+		aerr = nil
+		err := rc.Read(accept)
 		select {
 		case <-f.closed:
 			f.stop(net.ErrClosed)
 			return
 		default:
+		}
+		if err == nil {
+			err = aerr
+		}
+		if err == nil {
+			delay = 0
+			continue
 		}
 		if !temporaryAcceptError(err) {
 			f.stop(err)
@@ -139,6 +222,9 @@ func (f *Front) acceptLoop() {
 }
 
 func (f *Front) stop(err error) {
+	if lf := f.lfile.Load(); lf != nil {
+		_ = lf.Close() // the socket listens while any duplicate is open
+	}
 	f.err = err
 	close(f.stopped)
 }
@@ -157,61 +243,114 @@ func temporaryAcceptError(err error) bool {
 	return false
 }
 
-// serve reads nc's request head and either upgrades it or passes nc on.
-func (f *Front) serve(nc net.Conn) {
+// take makes the accepted socket fd a Conn awaiting its request head and
+// watches it. Its first bytes wake a worker (readHead).
+func (f *Front) take(fd int, remote netip.AddrPort) {
 	s := f.srv
-	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	p := getBuf(firstHeadBuf)
-	buf := *p // what was read; *p is brought up to date before p is handed on
-	end := -1
-	for end < 0 {
+	select {
+	case <-s.done:
+		_ = unix.Close(fd)
+		return
+	default:
+	}
+	if fd >= len(s.conns) {
+		_ = unix.Close(fd)
+		s.logError("accept", fmt.Errorf("descriptor %d outside the table of %d", fd, len(s.conns)))
+		return
+	}
+	// net/http's connections have Nagle's algorithm off; so do these.
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	c := s.newConn(fd, remote, stateHandshake, time.Now().Add(s.cfg.HandshakeTimeout).UnixNano())
+	if err := s.poller.add(fd); err != nil {
+		s.logError("watch connection", err)
+		c.teardown(CloseInfo{})
+		return
+	}
+	// The accept loop owned c while it was added (see Conn); wake-ups
+	// that came meanwhile hand it to a worker.
+	if !c.sched.CompareAndSwap(1, 0) {
+		s.handOff(c)
+	}
+}
+
+// readHead reads the request head of c, a connection in stateHandshake,
+// on the worker that owns it, and acts on it once complete. It reports
+// whether c is now an open WebSocket connection, whose data the worker
+// reads next.
+func (w *worker) readHead(c *Conn) bool {
+	s := w.srv
+	p := c.rbuf
+	if p == nil {
+		p = getBuf(firstHeadBuf)
+		c.rbuf = p
+	}
+	for {
+		buf := *p
 		if len(buf) == cap(buf) {
 			if cap(buf) >= maxHeadBytes {
-				if f.wsRequestLine(buf) {
+				c.rbuf = nil
+				if s.front.Load().wsRequestLine(buf) {
 					s.stats.Rejected[RejectHandshake].Add(1)
 				}
-				_, _ = nc.Write(appendResponse(buf[:0], http.StatusRequestHeaderFieldsTooLarge, "", "request header fields too large"))
-				lingerClose(nc, buf)
-				putBuf(p)
-				return
+				*p = appendResponse(buf[:0], http.StatusRequestHeaderFieldsTooLarge, "", "request header fields too large")
+				s.refuse(c, p)
+				return false
 			}
 			np := getBuf(maxHeadBytes)
 			*np = append(*np, buf...)
 			putBuf(p)
 			p, buf = np, *np
+			c.rbuf = p
 		}
 		old := len(buf)
-		n, err := nc.Read(buf[old:cap(buf)])
-		buf = buf[:old+n]
-		end = headEnd(buf, max(0, old-2))
-		if end < 0 && err != nil {
+		n, err := nbio.Read(int(c.fd), buf[old:cap(buf)])
+		switch {
+		case err == nil && n > 0:
+		case err == unix.EAGAIN:
+			return false
+		case err == unix.EINTR:
+			continue
+		default:
 			// Silent, half-sent or gone: dropped without an answer.
-			_ = nc.Close()
-			putBuf(p)
-			return
+			c.teardown(CloseInfo{})
+			return false
+		}
+		s.stats.BytesIn.Add(uint64(n))
+		*p = buf[:old+n]
+		if end := headEnd(*p, max(0, old-2)); end >= 0 {
+			c.rbuf = nil
+			return s.front.Load().serveHead(c, p, end)
 		}
 	}
-	*p = buf
-	h, ok := parseHead(buf[:end])
-	if !ok || string(h.method) != http.MethodGet || string(h.path) != f.path ||
-		(f.intercept != nil && f.intercept(string(h.query))) {
-		f.pass(nc, p)
-		return
-	}
-	f.upgrade(nc, p, end, &h)
 }
 
-// wsRequestLine reports whether head starts with a GET of the WebSocket
-// path (a refused head is counted as a refused handshake only then).
-func (f *Front) wsRequestLine(head []byte) bool {
-	rest, ok := bytes.CutPrefix(head, []byte("GET "+f.path))
-	return ok && len(rest) > 0 && (rest[0] == ' ' || rest[0] == '?')
+// serveHead acts on the complete request head (*p)[:end] of c: it upgrades
+// it, passes c on to the http.Server or refuses it. It owns p.
+func (f *Front) serveHead(c *Conn, p *[]byte, end int) bool {
+	h, ok := parseHead((*p)[:end])
+	if !ok || string(h.method) != http.MethodGet || string(h.path) != f.path ||
+		(f.intercept != nil && f.intercept(string(h.query))) {
+		f.passOn(c, p)
+		return false
+	}
+	return f.upgrade(c, p, end, &h)
+}
+
+// passOn hands c to the http.Server as a net.Conn, *p (what was read)
+// first. It owns p.
+func (f *Front) passOn(c *Conn, p *[]byte) {
+	nc, err := f.srv.toNetConn(c)
+	if err != nil {
+		f.srv.logError("pass connection on", err)
+		putBuf(p)
+		return
+	}
+	go f.pass(nc, p)
 }
 
 // pass hands nc to the http.Server, *p (what was read) first. It owns p
 // and nc.
 func (f *Front) pass(nc net.Conn, p *[]byte) {
-	_ = nc.SetDeadline(time.Time{}) // the http.Server sets its own
 	pc := &prefixConn{Conn: nc, pre: append([]byte(nil), *p...)}
 	putBuf(p)
 	select {
@@ -221,12 +360,52 @@ func (f *Front) pass(nc net.Conn, p *[]byte) {
 	}
 }
 
-// upgrade admits and upgrades the request whose head is (*p)[:end]; bytes
-// after it are the connection's first data. It owns p and nc.
-func (f *Front) upgrade(nc net.Conn, p *[]byte, end int, h *requestHead) {
+// refuse sends *p, a complete response, on the handshaking connection c,
+// then ends it with lingerClose, on a goroutine of its own. It owns p.
+func (s *Server) refuse(c *Conn, p *[]byte) {
+	nc, err := s.toNetConn(c)
+	if err != nil {
+		s.logError("refuse connection", err)
+		putBuf(p)
+		return
+	}
+	go func() {
+		_ = nc.SetWriteDeadline(time.Now().Add(lingerTime))
+		_, _ = nc.Write(*p)
+		lingerClose(nc, (*p)[:0])
+		putBuf(p)
+	}()
+}
+
+// toNetConn takes the handshaking connection c out of the transport and
+// returns its socket as a net.Conn (in the runtime's netpoller, as net/http
+// wants it). c is closed without a report to the handler, which never
+// heard of it.
+func (s *Server) toNetConn(c *Conn) (net.Conn, error) {
+	c.mu.Lock()
+	c.state.Store(stateClosed)
+	s.unregisterLocked(c)
+	c.mu.Unlock()
+	file := os.NewFile(uintptr(c.fd), "")
+	nc, err := net.FileConn(file) // a duplicate; file closes the original
+	_ = file.Close()
+	return nc, err
+}
+
+// wsRequestLine reports whether head starts with a GET of the WebSocket
+// path (a refused head is counted as a refused handshake only then).
+func (f *Front) wsRequestLine(head []byte) bool {
+	rest, ok := bytes.CutPrefix(head, []byte("GET "+f.path))
+	return ok && len(rest) > 0 && (rest[0] == ' ' || rest[0] == '?')
+}
+
+// upgrade admits and upgrades the request whose head is (*p)[:end] on the
+// handshaking connection c; bytes after the head are its first data. It
+// owns p, and reports whether c is now open.
+func (f *Front) upgrade(c *Conn, p *[]byte, end int, h *requestHead) bool {
 	s := f.srv
 	buf := *p
-	remote := addrPort(nc.RemoteAddr())
+	remote := c.remote
 	if len(s.trusted) > 0 && len(h.xff) > 0 {
 		remote = clientAddr(s.trusted, remote, []string{string(h.xff)})
 	}
@@ -237,34 +416,53 @@ func (f *Front) upgrade(nc net.Conn, p *[]byte, end int, h *requestHead) {
 	}
 	if rf := s.admit(origin, host, ip); rf != nil {
 		s.stats.Rejected[rf.reason].Add(1)
-		_, _ = nc.Write(appendResponse(buf[:0], rf.status, rf.reason.String(), rf.msg))
-		lingerClose(nc, buf)
-		putBuf(p)
-		return
+		*p = appendResponse(buf[:0], rf.status, rf.reason.String(), rf.msg)
+		s.refuse(c, p)
+		return false
 	}
 	hr := headReaders.Get().(*headReader)
-	hr.head, hr.w = buf[:end], nc
+	hr.head, hr.out = buf[:end], hr.out[:0]
 	_, err := ws.Upgrader{}.Upgrade(hr)
-	hr.head, hr.w = nil, nil
-	headReaders.Put(hr)
+	resp := hr.out
+	hr.head = nil
 	if err != nil {
 		// The upgrader has answered 400 or 426.
 		s.stats.Rejected[RejectHandshake].Add(1)
 		s.releaseIP(ip)
 		s.stats.Open.Add(-1)
-		lingerClose(nc, buf)
-		putBuf(p)
-		return
+		*p = append(buf[:0], resp...)
+		headReaders.Put(hr)
+		s.refuse(c, p)
+		return false
 	}
-	s.attach(nc, remote, buf[end:]) // copies what follows the head
+	// A fresh socket's send buffer takes the short 101 response whole.
+	n, werr := nbio.Write(int(c.fd), resp)
+	headReaders.Put(hr)
+	if werr != nil || n != len(resp) {
+		s.releaseIP(ip)
+		s.stats.Open.Add(-1)
+		putBuf(p)
+		c.teardown(CloseInfo{})
+		return false
+	}
+	if rest := buf[end:]; len(rest) > 0 {
+		c.keepPartial(rest, len(rest)) // copies
+	}
 	putBuf(p)
+	c.remote = remote
+	c.mu.Lock()
+	c.closeDeadline = 0
+	c.state.Store(stateOpen)
+	c.mu.Unlock()
+	s.opened(c)
+	return true
 }
 
 // headReader gives the upgrader the request head already read, then EOF
-// (so it never reads past the head), and writes to the connection.
+// (so it never reads past the head), and keeps the response it writes.
 type headReader struct {
 	head []byte
-	w    io.Writer
+	out  []byte
 }
 
 var headReaders = sync.Pool{New: func() any { return new(headReader) }}
@@ -278,7 +476,10 @@ func (r *headReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (r *headReader) Write(p []byte) (int, error) { return r.w.Write(p) }
+func (r *headReader) Write(p []byte) (int, error) {
+	r.out = append(r.out, p...)
+	return len(p), nil
+}
 
 // lingerClose ends a refused connection: FIN after the response, then
 // reads until the client closes or lingerTime passes, then closes. buf is

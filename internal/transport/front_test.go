@@ -17,6 +17,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"golang.org/x/sys/unix"
 )
 
 // frontEnv is a transport Server behind a Front, with an http.Server for
@@ -164,6 +165,67 @@ func TestFrontUpgradeEchoes(t *testing.T) {
 	}
 	if e.s.Stats().Accepted.Load() != 1 {
 		t.Fatal("upgrade not counted")
+	}
+	// The Front accepts sockets itself: Nagle's algorithm is off, as
+	// net/http turns it off for its own.
+	conn.mu.Lock()
+	nodelay, err := unix.GetsockoptInt(int(conn.fd), unix.IPPROTO_TCP, unix.TCP_NODELAY)
+	conn.mu.Unlock()
+	if err != nil || nodelay != 1 {
+		t.Fatalf("TCP_NODELAY %d, %v; want 1", nodelay, err)
+	}
+}
+
+// handshakes counts the connections still awaiting their request head.
+func handshakes(s *Server) int {
+	n := 0
+	s.eachHandshake(func(*Conn) { n++ })
+	return n
+}
+
+// A connection whose request head is still arriving costs no goroutine:
+// the poller and the workers read heads as they read frames. Shutdown
+// drops such connections at once, not at their handshake deadline.
+func TestFrontHandshakesHoldNoGoroutine(t *testing.T) {
+	e := startFront(t, Config{HandshakeTimeout: 10 * time.Second}, newEcho(), nil)
+	base := runtime.NumGoroutine()
+	const n = 200
+	conns := make([]net.Conn, 0, n)
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\n"); err != nil { // unfinished
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	waitFor(t, func() bool { return handshakes(e.s) == n })
+	if g := runtime.NumGoroutine(); g > base+5 {
+		t.Fatalf("%d goroutines with %d heads arriving, %d before", g, n, base)
+	}
+	if got := e.s.Stats().Open.Load(); got != 0 {
+		t.Fatalf("%d open before any head was complete", got)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := e.s.Shutdown(ctx, uint16(CloseGoingAway), "bye"); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || isTimeout(err) {
+			t.Fatalf("connection %d: read %d, %v: want it dropped", i, n, err)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("dropped after %v, want at once", d)
+	}
+	if calls := e.muxCalls(); len(calls) != 0 {
+		t.Fatalf("mux saw %v", calls)
 	}
 }
 

@@ -192,6 +192,7 @@ type Server struct {
 	upgrader  ws.HTTPUpgrader
 
 	conns    []atomic.Pointer[Conn] // indexed by descriptor
+	front    atomic.Pointer[Front]  // set by Listen
 	draining atomic.Bool
 	stopOnce sync.Once
 	done     chan struct{}
@@ -371,12 +372,11 @@ func (s *Server) attach(nc net.Conn, remote netip.AddrPort, buffered []byte) {
 		s.stats.Open.Add(-1)
 		return
 	}
-	// This goroutine owns c (see Conn) until it hands c to a worker below:
+	// This goroutine owns c (see Conn) until it hands c to a worker:
 	// wake-ups until then are only counted, so no message can be delivered
 	// before OnOpen and no teardown can close the descriptor before it is
 	// watched.
-	s.stats.Accepted.Add(1)
-	s.handler.OnOpen(c)
+	s.opened(c)
 	if err := s.poller.add(int(c.fd)); err != nil {
 		s.logError("watch connection", err)
 		c.kill.Store(true)
@@ -384,9 +384,15 @@ func (s *Server) attach(nc net.Conn, remote netip.AddrPort, buffered []byte) {
 	// Data may have arrived before the descriptor was watched: the first
 	// turn reads it.
 	s.handOff(c)
+}
+
+// opened reports the newly open connection c to the handler; its owner
+// calls it. If Shutdown began meanwhile, it may have missed c: c is closed
+// as Shutdown closes the others.
+func (s *Server) opened(c *Conn) {
+	s.stats.Accepted.Add(1)
+	s.handler.OnOpen(c)
 	if s.draining.Load() {
-		// Shutdown began while this upgrade was under way: it may have
-		// missed this connection.
 		if code, reason := s.shutdownClose(); code != 0 {
 			c.Close(code, reason)
 		}
@@ -530,15 +536,24 @@ func (s *Server) register(nc net.Conn, remote netip.AddrPort, buffered []byte) (
 		_ = unix.Close(fd)
 		return nil, fmt.Errorf("descriptor %d outside the table of %d", fd, len(s.conns))
 	}
-	c := &Conn{srv: s, fd: int32(fd), remote: remote}
-	c.out = c.outInline[:0]
+	c := s.newConn(fd, remote, stateOpen, 0)
 	if len(buffered) > 0 {
 		c.keepPartial(buffered, len(buffered))
 	}
+	return c, nil
+}
+
+// newConn makes the Conn of socket fd, in state (stateOpen, or
+// stateHandshake until deadline), and enters it in the descriptor table,
+// owned by the caller (sched is 1) and not yet watched by the poller.
+func (s *Server) newConn(fd int, remote netip.AddrPort, state uint32, deadline int64) *Conn {
+	c := &Conn{srv: s, fd: int32(fd), remote: remote, closeDeadline: deadline}
+	c.out = c.outInline[:0]
+	c.state.Store(state)
 	c.sched.Store(1)
 	c.lastActive.Store(time.Now().UnixNano())
 	s.conns[fd].Store(c)
-	return c, nil
+	return c
 }
 
 // detach returns a duplicate of nc's socket descriptor, close-on-exec and
@@ -638,7 +653,7 @@ func (s *Server) sweepOnce(now int64) {
 			continue
 		}
 		switch c.state.Load() {
-		case stateClosing:
+		case stateClosing, stateHandshake:
 			c.mu.Lock()
 			expired := now > c.closeDeadline
 			c.mu.Unlock()
@@ -662,10 +677,30 @@ func (s *Server) sweepOnce(now int64) {
 	}
 }
 
-// Each calls fn for every open connection.
+// Each calls fn for every connection past its handshake.
 func (s *Server) Each(fn func(c *Conn)) {
 	for i := range s.conns {
-		if c := s.conns[i].Load(); c != nil {
+		if c := s.conns[i].Load(); c != nil && c.state.Load() != stateHandshake {
+			fn(c)
+		}
+	}
+}
+
+// handshaking reports whether a connection still awaits its request head.
+func (s *Server) handshaking() bool {
+	for i := range s.conns {
+		if c := s.conns[i].Load(); c != nil && c.state.Load() == stateHandshake {
+			return true
+		}
+	}
+	return false
+}
+
+// eachHandshake calls fn for every connection still awaiting its request
+// head.
+func (s *Server) eachHandshake(fn func(c *Conn)) {
+	for i := range s.conns {
+		if c := s.conns[i].Load(); c != nil && c.state.Load() == stateHandshake {
 			fn(c)
 		}
 	}
@@ -682,12 +717,13 @@ func (s *Server) Shutdown(ctx context.Context, code uint16, reason string) error
 	s.closeCode, s.closeReason = code, reason
 	s.ipMu.Unlock()
 	s.Drain()
+	s.eachHandshake(func(c *Conn) { c.requestTeardown() })
 	s.Each(func(c *Conn) { c.Close(code, reason) })
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var err error
 	forced := time.Time{}
-	for s.stats.Open.Load() > 0 {
+	for s.stats.Open.Load() > 0 || s.handshaking() {
 		if err == nil {
 			select {
 			case <-ctx.Done():
@@ -695,6 +731,7 @@ func (s *Server) Shutdown(ctx context.Context, code uint16, reason string) error
 				err = ctx.Err()
 				forced = time.Now()
 				s.Each(func(c *Conn) { c.requestTeardown() })
+				s.eachHandshake(func(c *Conn) { c.requestTeardown() })
 			case <-tick.C:
 			}
 			continue

@@ -50,6 +50,13 @@ func (w *worker) serve(c *Conn) {
 			c.teardown(CloseInfo{Code: CloseAbnormal, Reason: "connection lost", ByPeer: true})
 			return
 		}
+		if c.state.Load() == stateHandshake && !w.readHead(c) {
+			// Waiting for more of the head, or no longer the transport's.
+			if c.state.Load() == stateClosed || c.sched.CompareAndSwap(seen, 0) {
+				return
+			}
+			continue
+		}
 		if more := w.readConn(c); more {
 			// Still data after readsPerTurn: go to the back of the queue.
 			select {
