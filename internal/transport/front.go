@@ -315,7 +315,6 @@ func (w *worker) readHead(c *Conn) bool {
 			c.teardown(CloseInfo{})
 			return false
 		}
-		s.stats.BytesIn.Add(uint64(n))
 		*p = buf[:old+n]
 		if end := headEnd(*p, max(0, old-2)); end >= 0 {
 			c.rbuf = nil
