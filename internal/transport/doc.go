@@ -5,22 +5,25 @@
 // bounded, coalescing queue per connection.
 //
 // Upgrades come in two ways. A Front (Server.Listen) sits between a
-// listener and an http.Server: it reads each connection's request head
-// itself, upgrades WebSocket requests with gobwas/ws straight from that
-// buffer, and passes every other connection to the http.Server with the
-// bytes it read put back in front. An upgrade through it leaves no
-// net/http garbage behind (no bufio reader and writer, request, header
-// map or context; its buffers are pooled). Server is also an
+// listener and an http.Server: it accepts sockets itself (accept4 on the
+// listener's descriptor), watches them from the start, has the workers
+// read each request head, upgrades WebSocket requests with gobwas/ws
+// straight from that buffer, and passes every other connection to the
+// http.Server as a net.Conn with the bytes it read put back in front. An
+// upgrade through it makes no net.Conn, no goroutine and no net/http
+// garbage (no bufio reader and writer, request, header map or context;
+// its buffers are pooled). Server is also an
 // http.Handler, for upgrades through net/http (embedding, tests, and what
 // a Front passes on); both paths apply the same limits and end the same
 // way.
 //
 // An idle connection costs no goroutine: between messages it is only its
 // socket descriptor, an entry in the epoll set and a *Conn in the
-// descriptor table. Right after the upgrade the socket is taken out of the
-// accepted (or hijacked) net.Conn (a duplicate descriptor is kept and the
-// net.Conn closed), so no net.Conn or runtime poll descriptor stays
-// behind. When a
+// descriptor table; so is a connection whose request head is still
+// arriving at a Front. A connection upgraded through net/http is taken out
+// of its hijacked net.Conn right after the upgrade (a duplicate descriptor
+// is kept and the net.Conn closed), so no net.Conn or runtime poll
+// descriptor stays behind. When a
 // descriptor becomes readable, the poller hands the connection to a worker,
 // which reads until the socket is drained, parses frames in place (RFC 6455:
 // masking, fragmentation, control frames between fragments, the close
