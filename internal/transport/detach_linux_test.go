@@ -394,3 +394,61 @@ func fdList(t *testing.T) string {
 	}
 	return b.String()
 }
+
+// TestFrontAcceptEMFILE runs the process out of descriptors while a client
+// waits to be accepted by a Front: accept4 fails with EMFILE, the front
+// backs off rather than giving up, and it accepts and upgrades the client
+// once descriptors are free again.
+func TestFrontAcceptEMFILE(t *testing.T) {
+	e := startFront(t, Config{}, newEcho(), nil)
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	top := 0
+	for _, fd := range fdNumbers(t) {
+		top = max(top, fd)
+	}
+	low := rl
+	low.Cur = uint64(top + 2)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	var fillers []int
+	release := func() {
+		for _, fd := range fillers {
+			unix.Close(fd)
+		}
+		fillers = nil
+		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
+	}
+	defer release()
+	for {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if !errors.Is(err, unix.EMFILE) {
+				t.Fatal(err)
+			}
+			break
+		}
+		fillers = append(fillers, fd)
+	}
+	// One number free, for the client's socket; none for the server's.
+	unix.Close(fillers[len(fillers)-1])
+	fillers = fillers[:len(fillers)-1]
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, upgradeRequest("/ws", "x")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := registered(e.s) + handshakes(e.s); n != 0 {
+		t.Fatalf("%d connections taken with no descriptor free", n)
+	}
+	release()
+	read101(t, c)
+	waitFor(t, func() bool { return e.s.Stats().Accepted.Load() == 1 })
+}

@@ -90,7 +90,13 @@ func (s *Server) Listen(l net.Listener, path string, intercept func(rawQuery str
 		stopped:   make(chan struct{}),
 	}
 	s.front.Store(f)
-	go f.acceptLoop()
+	lf, err := listenerFile(l)
+	if err != nil {
+		f.stop(err) // Accept reports it
+		return f
+	}
+	f.lfile.Store(lf)
+	go f.acceptLoop(lf)
 	return f
 }
 
@@ -150,23 +156,11 @@ func listenerFile(l net.Listener) (*os.File, error) {
 // Addr is the underlying listener's address.
 func (f *Front) Addr() net.Addr { return f.l.Addr() }
 
-// acceptLoop takes connections from the listener's descriptor until the
-// Front is closed. The listener stays in the runtime's netpoller, which
-// wakes the loop when connections wait.
-func (f *Front) acceptLoop() {
-	lf, err := listenerFile(f.l)
-	if err != nil {
-		f.stop(err)
-		return
-	}
-	f.lfile.Store(lf)
-	select {
-	case <-f.closed: // Close came first and did not see lf
-		_ = lf.Close()
-		f.stop(net.ErrClosed)
-		return
-	default:
-	}
+// acceptLoop takes connections from lf, the duplicate of the listener's
+// descriptor made by Listen (so a process already out of descriptors
+// fails there, not later), until the Front is closed. lf is in the
+// runtime's netpoller, which wakes the loop when connections wait.
+func (f *Front) acceptLoop(lf *os.File) {
 	rc, err := lf.SyscallConn()
 	if err != nil {
 		f.stop(err)
