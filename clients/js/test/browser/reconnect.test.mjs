@@ -59,13 +59,16 @@ test("the connection is cut: the page resumes its session, same player, no state
     assert.equal(state.playerId, playerId);
     for (let i = 1; i < state.ticks.length; i++) assert.equal(state.ticks[i], state.ticks[i - 1] + 1, `state ${i} follows state ${i - 1}`);
     // The room counts every input it received: none lost, none twice.
+    let counts;
     await waitFor(async () => {
-      const { sent, received } = await page.evaluate((id) => {
+      counts = await page.evaluate((id) => {
         const p = window.demo.room.state.find((x) => x[0] === id);
         return { sent: Number(document.getElementById("seq").textContent), received: p[4] };
       }, playerId);
-      return sent === received;
-    }, 5000, "inputs sent = inputs received");
+      return counts.sent === counts.received;
+    }, 5000, "inputs sent = inputs received").catch((err) => {
+      throw new Error(`${err.message}: ${JSON.stringify(counts)}, events ${JSON.stringify(ev)}`);
+    });
     assert.equal(await page.getAttribute("#status", "data-state"), "open");
     assert.deepEqual(page.problems, []);
   } finally {
