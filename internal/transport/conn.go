@@ -58,8 +58,9 @@ type CloseInfo struct {
 // these rules do:
 //
 //   - The connection has one owner at a time: the goroutine that raised
-//     sched from 0 (ServeHTTP from register until it hands the connection
-//     to a worker, then the worker serving it). Reads happen only on the
+//     sched from 0 (the Front's accept loop until the socket is watched,
+//     or ServeHTTP from register until it hands the connection to a
+//     worker; then the worker serving it). Reads happen only on the
 //     owner, and so does teardown, the only place fd is closed: a read
 //     never overlaps the close, and no read follows it (state is
 //     stateClosed from then on, which serve checks first).

@@ -686,16 +686,6 @@ func (s *Server) Each(fn func(c *Conn)) {
 	}
 }
 
-// handshaking reports whether a connection still awaits its request head.
-func (s *Server) handshaking() bool {
-	for i := range s.conns {
-		if c := s.conns[i].Load(); c != nil && c.state.Load() == stateHandshake {
-			return true
-		}
-	}
-	return false
-}
-
 // eachHandshake calls fn for every connection still awaiting its request
 // head.
 func (s *Server) eachHandshake(fn func(c *Conn)) {
@@ -723,7 +713,11 @@ func (s *Server) Shutdown(ctx context.Context, code uint16, reason string) error
 	defer tick.Stop()
 	var err error
 	forced := time.Time{}
-	for s.stats.Open.Load() > 0 || s.handshaking() {
+	handshaking := func() (found bool) {
+		s.eachHandshake(func(*Conn) { found = true })
+		return found
+	}
+	for s.stats.Open.Load() > 0 || handshaking() {
 		if err == nil {
 			select {
 			case <-ctx.Done():
