@@ -692,3 +692,50 @@ func FuzzParseHead(f *testing.F) {
 		}
 	})
 }
+
+// A request head that arrives in pieces, down to one byte per segment and
+// with its blank line split across reads, is read across wake-ups and
+// upgraded; so is one that outgrows the first head buffer on the way.
+func TestFrontHeadInPieces(t *testing.T) {
+	h := newEcho()
+	e := startFront(t, Config{}, h, nil)
+	long := "X-Pad: " + strings.Repeat("p", 6000)
+	for _, tc := range []struct {
+		name  string
+		head  string
+		piece int
+	}{
+		{"byte by byte", upgradeRequest("/ws", "x"), 1},
+		{"LF line ends, byte by byte", strings.ReplaceAll(upgradeRequest("/ws", "x"), "\r\n", "\n"), 1},
+		{"past the first buffer", upgradeRequest("/ws", "x", long), 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for i := 0; i < len(tc.head); i += tc.piece {
+				if _, err := io.WriteString(c, tc.head[i:min(i+tc.piece, len(tc.head))]); err != nil {
+					t.Fatal(err)
+				}
+				if i%16 == 0 || tc.piece > 1 {
+					time.Sleep(time.Millisecond) // separate reads on the server
+				}
+			}
+			br := read101(t, c)
+			msg := []byte("pieces")
+			if err := wsutil.WriteClientBinary(c, msg); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			f, err := ws.ReadFrame(br)
+			if err != nil || !bytes.Equal(f.Payload, msg) {
+				t.Fatalf("echo %q, %v", f.Payload, err)
+			}
+		})
+	}
+	if calls := e.muxCalls(); len(calls) != 0 {
+		t.Fatalf("the upgrades went through net/http: %v", calls)
+	}
+}
