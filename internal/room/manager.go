@@ -354,9 +354,24 @@ func (m *Manager) join(mb Member, j *protocol.Join) error {
 	if !r.post(event{kind: evJoin, p: p, reqID: j.ReqID, x: &eventExtra{opts: opts, deadline: deadline}}, false) {
 		mb.SetData(nil)
 		m.releaseSeat(r)
-		return errBusy
+		return r.joinRefusal()
 	}
 	return nil
+}
+
+// joinRefusal is what a join is told when the room would not take its
+// event: OnCreate's refusal when the room it was to create has already
+// refused (it stops at once, and can do so between the seat's reservation
+// and the join's post), else that the room is busy.
+func (r *room) joinRefusal() error {
+	select {
+	case <-r.createdCh: // createErr is written before the close
+		if ge := asGameError(r.createErr); ge != nil {
+			return protocol.NewError(protocol.Code(ge.Code), ge.Message)
+		}
+	default:
+	}
+	return errBusy
 }
 
 // findLocked picks the fullest open room of kind k whose filtered options
