@@ -21,8 +21,9 @@ import (
 
 // Main runs a node configured by the command line and the environment
 // (`-h` lists both) with the room types given to Define, until SIGINT or
-// SIGTERM; then it drains and exits. A game's main function is typically
-// Define calls followed by Main.
+// SIGTERM; then it drains and exits. Unless GOGC is set, it runs Go's
+// collector at GOGC=50 (see defaultGCPercent). A game's main function is
+// typically Define calls followed by Main.
 func Main() {
 	os.Exit(Run(os.Args[1:], os.Getenv, os.Stderr))
 }
