@@ -286,40 +286,8 @@ func TestDupEMFILERefused(t *testing.T) {
 	defer c.Close()
 	<-accepted // the server's socket exists: only the duplicate is to come
 
-	// Lower the limit to just above the highest descriptor and fill every
-	// free number below it.
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatal(err)
-	}
-	top := 0
-	for _, fd := range fdNumbers(t) {
-		top = max(top, fd)
-	}
-	low := rl
-	low.Cur = uint64(top + 1)
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	var fillers []int
-	release := func() {
-		for _, fd := range fillers {
-			unix.Close(fd)
-		}
-		fillers = nil
-		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
-	}
+	release := exhaustDescriptors(t, 0)
 	defer release()
-	for {
-		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			if !errors.Is(err, unix.EMFILE) {
-				t.Fatal(err)
-			}
-			break
-		}
-		fillers = append(fillers, fd)
-	}
 
 	if _, err := io.WriteString(c, upgradeRequest("/ws", "x")); err != nil {
 		t.Fatal(err)
@@ -401,41 +369,9 @@ func fdList(t *testing.T) string {
 // once descriptors are free again.
 func TestFrontAcceptEMFILE(t *testing.T) {
 	e := startFront(t, Config{}, newEcho(), nil)
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatal(err)
-	}
-	top := 0
-	for _, fd := range fdNumbers(t) {
-		top = max(top, fd)
-	}
-	low := rl
-	low.Cur = uint64(top + 2)
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	var fillers []int
-	release := func() {
-		for _, fd := range fillers {
-			unix.Close(fd)
-		}
-		fillers = nil
-		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
-	}
-	defer release()
-	for {
-		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			if !errors.Is(err, unix.EMFILE) {
-				t.Fatal(err)
-			}
-			break
-		}
-		fillers = append(fillers, fd)
-	}
 	// One number free, for the client's socket; none for the server's.
-	unix.Close(fillers[len(fillers)-1])
-	fillers = fillers[:len(fillers)-1]
+	release := exhaustDescriptors(t, 1)
+	defer release()
 	c, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -451,4 +387,49 @@ func TestFrontAcceptEMFILE(t *testing.T) {
 	release()
 	read101(t, c)
 	waitFor(t, func() bool { return e.s.Stats().Accepted.Load() == 1 })
+}
+
+// exhaustDescriptors lowers the descriptor limit to just above the highest
+// open descriptor plus spare, and takes every free number below it but
+// spare. release (safe to call twice) gives them back and restores the
+// limit.
+func exhaustDescriptors(t *testing.T, spare int) (release func()) {
+	t.Helper()
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	top := 0
+	for _, fd := range fdNumbers(t) {
+		top = max(top, fd)
+	}
+	low := rl
+	low.Cur = uint64(top + 1 + spare)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	var fillers []int
+	release = func() {
+		for _, fd := range fillers {
+			unix.Close(fd)
+		}
+		fillers = nil
+		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
+	}
+	for {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if !errors.Is(err, unix.EMFILE) {
+				release()
+				t.Fatal(err)
+			}
+			break
+		}
+		fillers = append(fillers, fd)
+	}
+	for ; spare > 0 && len(fillers) > 0; spare-- {
+		unix.Close(fillers[len(fillers)-1])
+		fillers = fillers[:len(fillers)-1]
+	}
+	return release
 }
