@@ -93,7 +93,7 @@ func fail(w http.ResponseWriter, status int, msg string) {
 // newConn makes a fallback connection bound to the session layer.
 func (fb *fallback) newConn() *transport.SSEConn {
 	s := fb.srv
-	return transport.NewSSEConn(s.ws.Config().MaxOutboundBytes, s.sseStats, func(c *transport.SSEConn, info transport.CloseInfo) {
+	return s.ws.NewSSEConn(func(c *transport.SSEConn, info transport.CloseInfo) {
 		s.sseStats.Open.Add(-1)
 		if sess, ok := c.Data().(*session.Session); ok {
 			s.hub.ConnClosed(sess, c, uint16(info.Code), info.ByPeer)

@@ -37,7 +37,7 @@ type Server struct {
 	rooms    *room.Manager
 	fb       *fallback
 	cluster  *clusterNode
-	sseStats *transport.Stats
+	sseStats *transport.Stats // the fallback's counters (ws.StreamStats)
 	http     *http.Server
 	registry *prometheus.Registry
 	ready    atomic.Bool
@@ -56,7 +56,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Node == "" {
 		cfg.Node, _ = os.Hostname()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, served: make(chan struct{}), sseStats: new(transport.Stats)}
+	s := &Server{cfg: cfg, log: cfg.Logger, served: make(chan struct{})}
 	s.fb = newFallback(s)
 	s.registry = prometheus.NewRegistry()
 	if err := s.initBackend(); err != nil {
@@ -127,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("gameserver: %w", err)
 	}
 	s.ws = ws
+	s.sseStats = ws.StreamStats()
 	registerMetrics(s)
 	s.http = &http.Server{
 		Handler:           s.routes(),

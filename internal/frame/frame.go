@@ -133,20 +133,7 @@ func (f *Frame) Seal() *Frame { return f.SealOp(OpBinary) }
 
 // SealOp is Seal with another opcode (control frames).
 func (f *Frame) SealOp(op byte) *Frame {
-	n := len(f.B)
-	switch {
-	case n > 0 && (cap(f.raw) < Headroom+n || &f.raw[Headroom : Headroom+1][0] != &f.B[0]):
-		// B outgrew its buffer and was reallocated by append: move it
-		// behind the headroom of a pooled buffer that fits.
-		f.moveTo(Headroom+n, f.B)
-	case cap(f.raw) > classes[0]:
-		// A payload much smaller than its buffer moves to the class that
-		// fits it, since a sealed frame may be held for seconds.
-		if k := classOf(Headroom + n); k >= 0 && classes[k] < cap(f.raw) {
-			f.moveTo(classes[k], f.B)
-		}
-	}
-	f.raw = f.raw[:Headroom+n]
+	n := f.fit()
 	var hs int
 	switch {
 	case n <= 125:
@@ -166,15 +153,50 @@ func (f *Frame) SealOp(op byte) *Frame {
 	return f
 }
 
-// Sealed reports whether Seal was called.
+// SealRaw finishes a frame whose bytes go on the wire as they are, with no
+// WebSocket header: the text of an HTTP event stream (the fallback's). Like
+// Seal, it must be called exactly once, and B must not change afterwards.
+func (f *Frame) SealRaw() *Frame {
+	f.fit()
+	f.hs = rawHeader
+	return f
+}
+
+// rawHeader marks a frame sealed by SealRaw: no header in front of B.
+const rawHeader = -1
+
+// fit moves B behind the headroom of the buffer class that fits it (see
+// classes) and returns its length.
+func (f *Frame) fit() int {
+	n := len(f.B)
+	switch {
+	case n > 0 && (cap(f.raw) < Headroom+n || &f.raw[Headroom : Headroom+1][0] != &f.B[0]):
+		// B outgrew its buffer and was reallocated by append: move it
+		// behind the headroom of a pooled buffer that fits.
+		f.moveTo(Headroom+n, f.B)
+	case cap(f.raw) > classes[0]:
+		// A payload much smaller than its buffer moves to the class that
+		// fits it, since a sealed frame may be held for seconds.
+		if k := classOf(Headroom + n); k >= 0 && classes[k] < cap(f.raw) {
+			f.moveTo(classes[k], f.B)
+		}
+	}
+	f.raw = f.raw[:Headroom+n]
+	return n
+}
+
+// Sealed reports whether Seal (or SealRaw) was called.
 func (f *Frame) Sealed() bool { return f.hs != 0 }
+
+// header is the number of header bytes in front of the payload.
+func (f *Frame) header() int { return max(int(f.hs), 0) }
 
 // Wire returns the sealed frame bytes (header and payload).
 func (f *Frame) Wire() []byte {
 	if f.hs == 0 {
 		return nil
 	}
-	return f.raw[Headroom-int(f.hs):]
+	return f.raw[Headroom-f.header():]
 }
 
 // Len is the number of bytes the frame occupies on the wire.
@@ -182,7 +204,7 @@ func (f *Frame) Len() int {
 	if f.hs == 0 {
 		return 0
 	}
-	return len(f.raw) - Headroom + int(f.hs)
+	return len(f.raw) - Headroom + f.header()
 }
 
 // Retain takes one more reference.

@@ -193,3 +193,24 @@ func TestFrameSize(t *testing.T) {
 		t.Fatalf("Frame is %d bytes, over its budget of 64 (an allocator size class)", n)
 	}
 }
+
+// A raw frame goes on the wire as its bytes, with no header, from the
+// class that fits it, including after B outgrew its buffer.
+func TestSealRaw(t *testing.T) {
+	for _, n := range []int{0, 1, 54, 200, 3000, 70000} {
+		f := New()
+		p := payload(n)
+		f.B = append(f.B, p...)
+		if f.Sealed() {
+			t.Fatal("sealed before SealRaw")
+		}
+		w := f.SealRaw().Wire()
+		if !f.Sealed() || !bytes.Equal(w, p) || f.Len() != n || len(w) != n {
+			t.Fatalf("n=%d: sealed %v, wire %d bytes (Len %d), payload intact %v", n, f.Sealed(), len(w), f.Len(), bytes.Equal(w, p))
+		}
+		if k := classOf(Headroom + n); k >= 0 && cap(f.raw) != classes[k] {
+			t.Fatalf("n=%d: %d-byte buffer, want the %d-byte class", n, cap(f.raw), classes[k])
+		}
+		f.Release()
+	}
+}

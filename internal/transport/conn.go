@@ -45,7 +45,9 @@ type CloseInfo struct {
 	ByPeer bool
 }
 
-// Conn is one upgraded WebSocket connection.
+// Conn is one upgraded WebSocket connection, or the socket of an HTTP
+// fallback's event stream (see SSEConn), which is written the same way
+// and whose reads are only watched for its end.
 //
 // Send, Flush, SendNow and Close are safe for concurrent use. Handler
 // callbacks for one Conn never run concurrently.
@@ -98,6 +100,8 @@ type Conn struct {
 	mu         sync.Mutex // guards the write side
 	waitingOut bool       // EAGAIN seen; the poller will flush when writable
 	shutWrite  bool       // our write side is shut after the close frame
+
+	kind uint8 // kindWebSocket, or an event stream's (see SSEConn); fixed
 
 	// Read side, touched only by the connection's owner. These two sit
 	// here to share a word with the flags above; rbuf and frag are below.
@@ -197,7 +201,7 @@ func (c *Conn) sendLocked(f *frame.Frame) error {
 		return ErrClosed
 	}
 	if int(c.outBytes-c.outOff)+f.Len() > c.srv.cfg.MaxOutboundBytes {
-		c.srv.stats.SlowConsumers.Add(1)
+		c.stats().SlowConsumers.Add(1)
 		c.closeLocked(CloseInfo{Code: CloseSlowConsumer, Reason: "outbound queue over its bound"}, true)
 		return ErrSlowConsumer
 	}
@@ -230,6 +234,22 @@ func (c *Conn) pushLocked(f *frame.Frame) {
 // queued returns the frames waiting to be written. Lock must be held.
 func (c *Conn) queued() []*frame.Frame { return c.out[c.outHead:] }
 
+// closeWith starts closing with info (see Close).
+func (c *Conn) closeWith(info CloseInfo) {
+	c.mu.Lock()
+	c.closeLocked(info, false)
+	c.mu.Unlock()
+}
+
+// stats are the counters the connection adds to: the WebSocket's, or the
+// HTTP fallback's for an event stream.
+func (c *Conn) stats() *Stats {
+	if c.kind != kindWebSocket {
+		return &c.srv.streamStats
+	}
+	return &c.srv.stats
+}
+
 // closeLocked moves an open connection to stateClosing and queues the close
 // frame. With drop, frames not yet started are discarded first (a slow
 // consumer would never read them).
@@ -253,7 +273,12 @@ func (c *Conn) closeLocked(info CloseInfo, drop bool) {
 		clear(q[keep:])
 		c.out = c.out[:int(c.outHead)+keep]
 	}
-	f := newCloseFrame(info.Code, info.Reason)
+	var f *frame.Frame
+	if c.kind == kindWebSocket {
+		f = newCloseFrame(info.Code, info.Reason)
+	} else {
+		f = newStreamClose(info, c.kind)
+	}
 	f.Retain()
 	c.pushLocked(f)
 	f.Release()
@@ -331,7 +356,8 @@ func (c *Conn) writeQueued() (int, error) {
 
 // advance drops n written bytes from the head of the queue. Lock must be held.
 func (c *Conn) advance(n int) {
-	c.srv.stats.BytesOut.Add(uint64(n))
+	st := c.stats()
+	st.BytesOut.Add(uint64(n))
 	for n > 0 && len(c.out) > int(c.outHead) {
 		f := c.out[c.outHead]
 		rest := f.Len() - int(c.outOff)
@@ -342,7 +368,7 @@ func (c *Conn) advance(n int) {
 		n -= rest
 		c.outOff = 0
 		c.outBytes -= int32(f.Len())
-		c.srv.stats.FramesOut.Add(1)
+		st.FramesOut.Add(1)
 		f.Release()
 		c.out[c.outHead] = nil
 		c.outHead++
@@ -416,7 +442,13 @@ func (c *Conn) teardown(info CloseInfo) {
 		putBuf(c.frag)
 		c.frag = nil
 	}
-	if opened { // the handler and the limits never heard of a handshake
+	switch {
+	case c.kind != kindWebSocket:
+		c.srv.streams.Add(-1)
+		if sc, ok := c.Data().(*SSEConn); ok {
+			sc.streamEnded(info)
+		}
+	case opened: // the handler and the limits never heard of a handshake
 		c.srv.release(c)
 		c.srv.handler.OnClose(c, info)
 	}

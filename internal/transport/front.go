@@ -254,7 +254,7 @@ func (f *Front) take(fd int, remote netip.AddrPort) {
 	}
 	// net/http's connections have Nagle's algorithm off; so do these.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	c := s.newConn(fd, remote, stateHandshake, time.Now().Add(s.cfg.HandshakeTimeout).UnixNano())
+	c := s.newConn(fd, remote, kindWebSocket, stateHandshake, time.Now().Add(s.cfg.HandshakeTimeout).UnixNano())
 	if err := s.poller.add(fd); err != nil {
 		s.logError("watch connection", err)
 		c.teardown(CloseInfo{})

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gameserver/gameserver/internal/frame"
 	"github.com/gobwas/ws"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -184,6 +185,13 @@ type Server struct {
 	handler Handler
 	log     *zap.Logger
 	stats   Stats
+
+	// The HTTP fallback's event streams (see SSEConn): their counters, how
+	// many sockets are attached, and when the sweeper next writes them a
+	// keep-alive comment (Unix nanoseconds; the sweeper's alone).
+	streamStats   Stats
+	streams       atomic.Int64
+	nextKeepAlive int64
 
 	poller    *poller
 	work      chan *Conn
@@ -386,6 +394,75 @@ func (s *Server) attach(nc net.Conn, remote netip.AddrPort, buffered []byte) {
 	s.handOff(c)
 }
 
+// attachStream takes over the socket of sc's event stream, hijacked from
+// net/http as nc: it moves the socket to a descriptor of the transport's
+// own, queues head and the events sc has queued, and hands it to the
+// epoll loop. nc is closed whether it succeeds or not.
+func (s *Server) attachStream(sc *SSEConn, nc net.Conn, remote netip.AddrPort, kind uint8, head *frame.Frame) error {
+	defer head.Release()
+	fd, err := detach(nc)
+	if err != nil {
+		return err
+	}
+	if fd >= len(s.conns) {
+		_ = unix.Close(fd)
+		return fmt.Errorf("descriptor %d outside the table of %d", fd, len(s.conns))
+	}
+	c := s.newConn(fd, remote, kind, stateOpen, 0)
+	c.SetData(sc)
+	s.streams.Add(1)
+	_ = c.Send(head, 0)
+	// This goroutine owns c (see Conn) until it hands c to a worker.
+	// Messages sent to sc until now are in its queue; from here on they
+	// go to the socket.
+	sc.mu.Lock()
+	for _, it := range sc.queue {
+		ev := newEvent(it.f.B, it.seq, kind == kindStreamChunked)
+		_ = c.Send(ev, 0)
+		ev.Release()
+		it.f.Release()
+	}
+	sc.queue, sc.queued = nil, 0
+	sc.sock = c
+	closed, info := sc.closed, sc.info
+	sc.mu.Unlock()
+	if closed {
+		c.closeWith(info) // what was queued, then the close event
+	} else if s.draining.Load() {
+		if code, reason := s.shutdownClose(); code != 0 {
+			sc.Close(code, reason) // Shutdown may have missed it
+		}
+	}
+	c.Flush()
+	if err := s.poller.add(fd); err != nil {
+		s.logError("watch event stream", err)
+		c.kill.Store(true)
+	}
+	s.handOff(c)
+	return nil
+}
+
+// keepStreamsAlive writes a comment to every open event stream, so proxies
+// that end responses idle for a while keep it.
+func (s *Server) keepStreamsAlive() {
+	var kf [3]*frame.Frame
+	for i := range s.conns {
+		c := s.conns[i].Load()
+		if c == nil || c.kind == kindWebSocket || c.state.Load() != stateOpen {
+			continue
+		}
+		if kf[c.kind] == nil {
+			kf[c.kind] = newKeepAlive(c.kind)
+		}
+		_ = c.SendNow(kf[c.kind])
+	}
+	for _, f := range kf {
+		if f != nil {
+			f.Release()
+		}
+	}
+}
+
 // opened reports the newly open connection c to the handler; its owner
 // calls it. If Shutdown began meanwhile, it may have missed c: c is closed
 // as Shutdown closes the others.
@@ -536,18 +613,18 @@ func (s *Server) register(nc net.Conn, remote netip.AddrPort, buffered []byte) (
 		_ = unix.Close(fd)
 		return nil, fmt.Errorf("descriptor %d outside the table of %d", fd, len(s.conns))
 	}
-	c := s.newConn(fd, remote, stateOpen, 0)
+	c := s.newConn(fd, remote, kindWebSocket, stateOpen, 0)
 	if len(buffered) > 0 {
 		c.keepPartial(buffered, len(buffered))
 	}
 	return c, nil
 }
 
-// newConn makes the Conn of socket fd, in state (stateOpen, or
+// newConn makes the Conn of socket fd, of kind, in state (stateOpen, or
 // stateHandshake until deadline), and enters it in the descriptor table,
 // owned by the caller (sched is 1) and not yet watched by the poller.
-func (s *Server) newConn(fd int, remote netip.AddrPort, state uint32, deadline int64) *Conn {
-	c := &Conn{srv: s, fd: int32(fd), remote: remote, closeDeadline: deadline}
+func (s *Server) newConn(fd int, remote netip.AddrPort, kind uint8, state uint32, deadline int64) *Conn {
+	c := &Conn{srv: s, fd: int32(fd), remote: remote, kind: kind, closeDeadline: deadline}
 	c.out = c.outInline[:0]
 	c.state.Store(state)
 	c.sched.Store(1)
@@ -636,6 +713,12 @@ func (s *Server) sweep() {
 			return
 		case now := <-t.C:
 			s.sweepOnce(now.UnixNano())
+			if now.UnixNano() >= s.nextKeepAlive {
+				s.nextKeepAlive = now.Add(sseKeepAlive).UnixNano()
+				if s.streams.Load() > 0 {
+					s.keepStreamsAlive()
+				}
+			}
 			if now.Second() == 0 {
 				s.ipMu.Lock()
 				s.pruneRateLocked(now, time.Minute)
@@ -717,7 +800,7 @@ func (s *Server) Shutdown(ctx context.Context, code uint16, reason string) error
 		s.eachHandshake(func(*Conn) { found = true })
 		return found
 	}
-	for s.stats.Open.Load() > 0 || handshaking() {
+	for s.stats.Open.Load() > 0 || s.streams.Load() > 0 || handshaking() {
 		if err == nil {
 			select {
 			case <-ctx.Done():

@@ -1,9 +1,10 @@
 package transport
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -20,27 +21,30 @@ import (
 // reconnect with Last-Event-ID. The upstream half is plain POST requests,
 // which the caller feeds to the session and marks with Touch.
 //
-// An SSEConn queues until a stream (an HTTP response) serves it; Serve
-// writes everything queued in one write per wake-up (at most one per
-// Flush, so one per room tick). Send, SendNow, Flush and Close are safe for
-// concurrent use.
+// An SSEConn queues until a stream (a GET request) serves it. Serve takes
+// the request's connection out of net/http, writes the response head and
+// what is queued, and gives the socket to the epoll loop, as an upgrade
+// gives a WebSocket's: from then on each message is encoded as an event
+// straight into the socket's queue, written with the same coalescing (one
+// write per Flush, so per room tick), bounds and write timeout, and the
+// stream holds no goroutine and no buffer while idle. Send, SendNow, Flush
+// and Close are safe for concurrent use.
 type SSEConn struct {
-	mu        sync.Mutex
-	queue     []sseItem
-	queued    int
-	max       int
-	closed    bool
-	info      CloseInfo
-	served    bool // a stream has served (or is serving) this conn
-	holding   bool // an open request still reads the queue (see Hold)
-	wake      chan struct{}
-	done      chan struct{}
-	onClose   func(*SSEConn, CloseInfo)
-	closeOnce sync.Once
+	srv *Server
+
+	mu      sync.Mutex
+	queue   []sseItem // before a stream serves the connection
+	queued  int
+	closed  bool
+	info    CloseInfo
+	served  bool  // a stream has served (or is serving) this conn
+	holding bool  // an open request still reads the queue (see Hold)
+	sock    *Conn // the stream's socket while it is attached
+	onClose func(*SSEConn, CloseInfo)
+	ended   atomic.Bool // onClose has run
 
 	lastActive atomic.Int64
 	data       atomic.Pointer[any]
-	stats      *Stats
 }
 
 type sseItem struct {
@@ -48,14 +52,29 @@ type sseItem struct {
 	seq uint64
 }
 
-// NewSSEConn returns a connection with an outbound bound of maxQueue bytes.
-// onClose runs once, when the connection ends (closed by either side, or
-// its stream lost); stats, if not nil, receives the byte and frame counts.
-func NewSSEConn(maxQueue int, stats *Stats, onClose func(*SSEConn, CloseInfo)) *SSEConn {
-	c := &SSEConn{max: maxQueue, wake: make(chan struct{}, 1), done: make(chan struct{}), onClose: onClose, stats: stats}
+// Kinds of socket a Conn serves. A stream's socket carries the events of
+// an SSEConn; its response is chunked unless the request was HTTP/1.0, in
+// which case the end of the connection ends it.
+const (
+	kindWebSocket uint8 = iota
+	kindStreamChunked
+	kindStreamPlain
+)
+
+// NewSSEConn returns a connection whose queue is bounded by
+// Config.MaxOutboundBytes. onClose runs once, when the connection ends
+// (closed by either side, or its stream lost); the server's StreamStats
+// count its bytes and events.
+func (s *Server) NewSSEConn(onClose func(*SSEConn, CloseInfo)) *SSEConn {
+	c := &SSEConn{srv: s, onClose: onClose}
 	c.lastActive.Store(time.Now().UnixNano())
 	return c
 }
+
+// StreamStats are the HTTP fallback's counters: the transport counts the
+// bytes and events its streams write; the fallback's HTTP handlers keep
+// the rest (Open, Accepted, MessagesIn, BytesIn).
+func (s *Server) StreamStats() *Stats { return &s.streamStats }
 
 // Data returns the value stored with SetData, or nil.
 func (c *SSEConn) Data() any {
@@ -88,10 +107,19 @@ func (c *SSEConn) Send(f *frame.Frame, seq uint64) error {
 	if c.closed {
 		return ErrClosed
 	}
-	if c.queued+f.Len() > c.max {
-		if c.stats != nil {
-			c.stats.SlowConsumers.Add(1)
+	if c.sock != nil {
+		ev := newEvent(f.B, seq, c.sock.kind == kindStreamChunked)
+		err := c.sock.Send(ev, 0)
+		ev.Release()
+		if err != nil {
+			// The socket is closing (over its bound, or stalled): it
+			// reports why when it is gone (streamEnded).
+			c.closed = true
 		}
+		return err
+	}
+	if c.queued+f.Len() > c.srv.cfg.MaxOutboundBytes {
+		c.srv.streamStats.SlowConsumers.Add(1)
 		c.closeLocked(CloseInfo{Code: CloseSlowConsumer, Reason: "outbound queue over its bound"})
 		return ErrSlowConsumer
 	}
@@ -108,41 +136,53 @@ func (c *SSEConn) SendNow(f *frame.Frame) error {
 	return err
 }
 
-// Flush wakes the stream writer.
+// Flush writes what is queued, once a stream serves the connection.
 func (c *SSEConn) Flush() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	c.mu.Lock()
+	sock := c.sock
+	c.mu.Unlock()
+	if sock != nil {
+		sock.Flush()
 	}
 }
 
 // Close ends the connection: the stream writes what is queued, then a
 // `close` event carrying code and reason, and ends.
 func (c *SSEConn) Close(code uint16, reason string) {
-	c.mu.Lock()
-	c.closeLocked(CloseInfo{Code: CloseCode(code), Reason: reason})
-	c.mu.Unlock()
+	c.closeWith(CloseInfo{Code: CloseCode(code), Reason: reason})
 }
 
 // ClosePeer ends the connection on the client's request.
 func (c *SSEConn) ClosePeer(code uint16, reason string) {
-	c.mu.Lock()
-	c.closeLocked(CloseInfo{Code: CloseCode(code), Reason: reason, ByPeer: true})
-	c.mu.Unlock()
+	c.closeWith(CloseInfo{Code: CloseCode(code), Reason: reason, ByPeer: true})
 }
 
-func (c *SSEConn) closeLocked(info CloseInfo) {
+func (c *SSEConn) closeWith(info CloseInfo) {
+	c.mu.Lock()
+	sock := c.closeLocked(info)
+	c.mu.Unlock()
+	if sock != nil {
+		sock.closeWith(info)
+	}
+}
+
+// closeLocked marks the connection closed. It returns the stream's socket,
+// which the caller closes with info after unlocking; with no stream to
+// drain the queue, the connection ends now.
+func (c *SSEConn) closeLocked(info CloseInfo) *Conn {
 	if c.closed {
-		return
+		return nil
 	}
 	c.closed = true
 	c.info = info
-	close(c.done)
-	if !c.served && !c.holding {
-		// No stream will drain the queue: end now.
-		c.dropLocked()
-		go c.finish()
+	if c.sock != nil {
+		return c.sock
 	}
+	if !c.served && !c.holding {
+		c.dropLocked()
+		go c.finish() // onClose may take locks the caller holds
+	}
+	return nil
 }
 
 // Hold keeps a close from discarding the queue until Unhold: the request
@@ -176,14 +216,26 @@ func (c *SSEConn) dropLocked() {
 }
 
 func (c *SSEConn) finish() {
-	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		info := c.info
-		c.mu.Unlock()
-		if c.onClose != nil {
-			c.onClose(c, info)
-		}
-	})
+	if !c.ended.CompareAndSwap(false, true) {
+		return
+	}
+	c.mu.Lock()
+	info := c.info
+	c.mu.Unlock()
+	if c.onClose != nil {
+		c.onClose(c, info)
+	}
+}
+
+// streamEnded is called by the stream's socket when it is torn down: the
+// connection ends with the socket's close information.
+func (c *SSEConn) streamEnded(info CloseInfo) {
+	c.mu.Lock()
+	c.closed = true
+	c.info = info
+	c.sock = nil
+	c.mu.Unlock()
+	c.finish()
 }
 
 // Drain removes and returns what is queued, for answering in another way
@@ -216,15 +268,21 @@ func (c *SSEConn) Served() bool {
 
 // SSE stream parameters.
 const (
-	sseKeepAlive    = 15 * time.Second // comment line on an idle stream, against proxies
-	sseWriteTimeout = 5 * time.Second
-	sseRetryMs      = 1000
+	sseKeepAlive = 15 * time.Second // comment line on every stream, against proxies that end idle responses
+	sseRetryMs   = 1000
 )
 
-// Serve writes the event stream to w until the connection closes or the
-// client goes away; it returns when the stream is over. A connection is
-// served at most once: a client that comes back gets a new connection
-// (the session layer resumes it).
+// errStreamProto is why Serve refuses a request it cannot take over.
+var errStreamProto = errors.New("the event stream needs HTTP/1.x")
+
+// Serve answers r with the event stream: it takes the request's connection
+// out of net/http (a hijack), writes the response head and what is
+// queued, and hands the socket to the epoll loop. It returns at once; the
+// stream ends when the connection is closed, or when its socket is lost or
+// stalls past Config.WriteTimeout, or over Config.MaxOutboundBytes. A
+// connection is served at most once: a client that comes back gets a new
+// connection (the session layer resumes it). Only HTTP/1.x connections
+// can be taken over; an HTTP/2 request is refused with 505.
 func (c *SSEConn) Serve(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	if c.served {
@@ -234,97 +292,111 @@ func (c *SSEConn) Serve(w http.ResponseWriter, r *http.Request) {
 	}
 	c.served = true
 	c.mu.Unlock()
-	rc := http.NewResponseController(w)
+	if r.ProtoMajor != 1 {
+		http.Error(w, errStreamProto.Error(), http.StatusHTTPVersionNotSupported)
+		c.streamEnded(CloseInfo{Code: CloseAbnormal, Reason: "stream refused: " + errStreamProto.Error(), ByPeer: true})
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache, no-store")
 	h.Set("X-Accel-Buffering", "no")
-	if r.ProtoMajor == 1 {
-		h.Set("Connection", "keep-alive")
+	kind := kindStreamChunked
+	if r.ProtoMinor == 0 {
+		kind = kindStreamPlain
+		h.Set("Connection", "close")
+	} else {
+		h.Set("Transfer-Encoding", "chunked")
 	}
-	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 4096)
-	bw.WriteString("retry: " + strconv.Itoa(sseRetryMs) + "\n:ok\n\n")
-	ok := c.write(bw, rc)
-	keep := time.NewTicker(sseKeepAlive)
-	defer keep.Stop()
-	var b64 []byte
-	for ok {
-		select {
-		case <-c.wake:
-		case <-c.done:
-		case <-keep.C:
-			bw.WriteString(":\n\n")
-		case <-r.Context().Done():
-			// The client went away: the stream is lost, the session may resume.
-			c.mu.Lock()
-			c.closeLocked(CloseInfo{Code: CloseAbnormal, Reason: "stream lost", ByPeer: true})
-			c.dropLocked()
-			c.mu.Unlock()
-			c.finish()
-			return
-		}
-		c.mu.Lock()
-		items := c.queue
-		c.queue, c.queued = nil, 0
-		closed, info := c.closed, c.info
-		c.mu.Unlock()
-		for _, it := range items {
-			if it.seq != 0 {
-				bw.WriteString("id: ")
-				bw.Write(strconv.AppendUint(b64[:0], it.seq, 10))
-				bw.WriteByte('\n')
-			}
-			bw.WriteString("data: ")
-			n := base64.StdEncoding.EncodedLen(len(it.f.B))
-			if cap(b64) < n {
-				b64 = make([]byte, n)
-			}
-			base64.StdEncoding.Encode(b64[:n], it.f.B)
-			bw.Write(b64[:n])
-			bw.WriteString("\n\n")
-			if c.stats != nil {
-				c.stats.FramesOut.Add(1)
-			}
-			it.f.Release()
-		}
-		if closed {
-			msg, _ := json.Marshal(struct {
-				Code   uint16 `json:"code"`
-				Reason string `json:"reason"`
-			}{uint16(info.Code), info.Reason})
-			bw.WriteString("event: close\ndata: ")
-			bw.Write(msg)
-			bw.WriteString("\n\n")
-			c.write(bw, rc)
-			c.finish()
-			return
-		}
-		ok = c.write(bw, rc)
+	nc, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		h.Del("Transfer-Encoding")
+		http.Error(w, errStreamProto.Error(), http.StatusHTTPVersionNotSupported)
+		c.streamEnded(CloseInfo{Code: CloseAbnormal, Reason: "stream refused: " + err.Error(), ByPeer: true})
+		return
 	}
-	// A write failed: the stream is lost.
-	c.mu.Lock()
-	c.closeLocked(CloseInfo{Code: CloseAbnormal, Reason: "stream write failed", ByPeer: true})
-	c.dropLocked()
-	c.mu.Unlock()
-	c.finish()
+	// Whatever the client sent after the request is not read: a stream
+	// only writes.
+	if err := c.srv.attachStream(c, nc, c.srv.ClientAddr(r), kind, streamHead(h, kind)); err != nil {
+		c.srv.logError("attach event stream", err)
+		c.streamEnded(CloseInfo{Code: CloseAbnormal, Reason: "stream lost", ByPeer: true})
+	}
 }
 
-// write flushes the buffered events to the client under a deadline.
-func (c *SSEConn) write(bw *bufio.Writer, rc *http.ResponseController) bool {
-	if bw.Buffered() == 0 {
-		return true
+// streamHead builds the response head and the stream's first event (the
+// reconnection delay, then a comment so the client sees the stream open).
+func streamHead(h http.Header, kind uint8) *frame.Frame {
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(&b)
+	b.WriteString("\r\n")
+	f := frame.New()
+	f.Grow(b.Len() + 64)
+	f.B = append(f.B, b.Bytes()...)
+	f.B = appendChunk(f.B, kind, "retry: "+strconv.Itoa(sseRetryMs)+"\n:ok\n\n")
+	return f.SealRaw()
+}
+
+// appendChunk appends text as one piece of the response body.
+func appendChunk(b []byte, kind uint8, text string) []byte {
+	if kind == kindStreamChunked {
+		b = strconv.AppendInt(b, int64(len(text)), 16)
+		b = append(b, "\r\n"...)
+		b = append(b, text...)
+		return append(b, "\r\n"...)
 	}
-	n := bw.Buffered()
-	_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
-	if err := bw.Flush(); err != nil {
-		return false
+	return append(b, text...)
+}
+
+// newEvent encodes one message as an event, in a frame of its own (one
+// per recipient: the id is the recipient's sequence number).
+func newEvent(msg []byte, seq uint64, chunked bool) *frame.Frame {
+	var num [20]byte
+	var id []byte
+	n := len("data: ") + base64.StdEncoding.EncodedLen(len(msg)) + len("\n\n")
+	if seq != 0 {
+		id = strconv.AppendUint(num[:0], seq, 10)
+		n += len("id: ") + len(id) + 1
 	}
-	if err := rc.Flush(); err != nil {
-		return false
+	f := frame.New()
+	f.Grow(n + 20)
+	b := f.B
+	if chunked {
+		b = strconv.AppendInt(b, int64(n), 16)
+		b = append(b, "\r\n"...)
 	}
-	if c.stats != nil {
-		c.stats.BytesOut.Add(uint64(n))
+	if id != nil {
+		b = append(b, "id: "...)
+		b = append(b, id...)
+		b = append(b, '\n')
 	}
-	return true
+	b = append(b, "data: "...)
+	b = base64.StdEncoding.AppendEncode(b, msg)
+	b = append(b, "\n\n"...)
+	if chunked {
+		b = append(b, "\r\n"...)
+	}
+	f.B = b
+	return f.SealRaw()
+}
+
+// newStreamClose encodes the `close` event, and the end of a chunked body.
+func newStreamClose(info CloseInfo, kind uint8) *frame.Frame {
+	msg, _ := json.Marshal(struct {
+		Code   uint16 `json:"code"`
+		Reason string `json:"reason"`
+	}{uint16(info.Code), info.Reason})
+	f := frame.New()
+	f.B = appendChunk(f.B, kind, "event: close\ndata: "+string(msg)+"\n\n")
+	if kind == kindStreamChunked {
+		f.B = append(f.B, "0\r\n\r\n"...)
+	}
+	return f.SealRaw()
+}
+
+// newKeepAlive encodes the comment that keeps a stream from looking idle.
+func newKeepAlive(kind uint8) *frame.Frame {
+	f := frame.New()
+	f.B = appendChunk(f.B, kind, ":\n\n")
+	return f.SealRaw()
 }

@@ -81,6 +81,9 @@ func (w *worker) serve(c *Conn) {
 // skipped (it halves read system calls). It reports whether data may
 // remain after its budget.
 func (w *worker) readConn(c *Conn) (more bool) {
+	if c.kind != kindWebSocket {
+		return w.readStream(c)
+	}
 	for i := 0; i < readsPerTurn; i++ {
 		rb := c.rbuf // the frame begun earlier, or nil
 		n := 0
@@ -137,6 +140,28 @@ func (w *worker) readConn(c *Conn) (more bool) {
 			c.mu.Unlock()
 		}
 		if c.state.Load() == stateClosed || drained {
+			return false
+		}
+	}
+	return true
+}
+
+// readStream reads the socket of an event stream, whose client sends
+// nothing after its request: what arrives is discarded, and the end of the
+// connection (the client went away) ends the stream.
+func (w *worker) readStream(c *Conn) (more bool) {
+	for i := 0; i < readsPerTurn; i++ {
+		n, err := nbio.Read(int(c.fd), w.buf)
+		switch {
+		case err == nil && n > 0:
+			if n < len(w.buf) {
+				return false // drained (see readConn)
+			}
+		case err == unix.EAGAIN:
+			return false
+		case err == unix.EINTR:
+		default: // EOF or a socket error
+			c.teardown(CloseInfo{Code: CloseAbnormal, Reason: "stream lost", ByPeer: true})
 			return false
 		}
 	}
