@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -346,37 +347,56 @@ func (fb *fallback) authorize(w http.ResponseWriter, r *http.Request) *fallbackE
 		fail(w, http.StatusNotFound, "unknown session")
 		return nil
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(e.sendToken)) != 1 {
+	if !e.authorized(r.Header.Get("Authorization")) {
 		fail(w, http.StatusUnauthorized, "missing or wrong send token")
 		return nil
 	}
 	return e
 }
 
+// authorized checks an Authorization header against the send token.
+func (e *fallbackEntry) authorized(header string) bool {
+	tok, ok := strings.CutPrefix(header, "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(tok), []byte(e.sendToken)) == 1
+}
+
+// readPost decodes a POST's body and checks each message's size; on error
+// it returns the status and why.
+func (fb *fallback) readPost(body []byte) (postBody, *httpError) {
+	p, err := decodePost(body)
+	if err != nil {
+		return p, &httpError{Code: http.StatusBadRequest, Error: err.Error()}
+	}
+	max := fb.srv.ws.Config().MaxMessageBytes
+	for i, m := range p.msgs {
+		if len(m) > max {
+			return p, &httpError{Code: http.StatusRequestEntityTooLarge, Error: "message " + strconv.Itoa(i) + " over " + strconv.Itoa(max) + " bytes"}
+		}
+	}
+	return p, nil
+}
+
+// maxPostBody bounds a POST's body.
+func (fb *fallback) maxPostBody() int { return 4*fb.srv.ws.Config().MaxMessageBytes + 64 }
+
 // send applies a POST's messages in client sequence order: a POST that
 // arrives before the ones it follows waits for them (briefly), and
-// messages already applied (a retried POST) are skipped.
+// messages already applied (a retried POST) are skipped. Most POSTs never
+// reach it: the front answers those that arrive in order itself
+// (quickSend), and passes the rest on to it.
 func (fb *fallback) send(w http.ResponseWriter, r *http.Request) {
 	e := fb.authorize(w, r)
 	if e == nil {
 		return
 	}
-	max := fb.srv.ws.Config().MaxMessageBytes
-	body, ok := readBody(w, r, 4*max+64)
+	body, ok := readBody(w, r, fb.maxPostBody())
 	if !ok {
 		return
 	}
-	p, err := decodePost(body)
-	if err != nil {
-		fail(w, http.StatusBadRequest, err.Error())
+	p, herr := fb.readPost(body)
+	if herr != nil {
+		writeJSON(w, herr.Code, herr)
 		return
-	}
-	for i, m := range p.msgs {
-		if len(m) > max {
-			fail(w, http.StatusRequestEntityTooLarge, "message "+strconv.Itoa(i)+" over "+strconv.Itoa(max)+" bytes")
-			return
-		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -402,10 +422,19 @@ func (fb *fallback) send(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if herr := fb.apply(e, p); herr != nil {
+		writeJSON(w, herr.Code, herr)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// apply feeds the session the messages of p it has not had yet. e.mu is
+// held and p is not ahead of them (firstSeq ≤ postSeq+1).
+func (fb *fallback) apply(e *fallbackEntry, p postBody) *httpError {
 	sess, _ := e.conn.Data().(*session.Session)
 	if sess == nil || !sess.Connected() || !e.conn.Open() {
-		writeJSON(w, http.StatusConflict, httpError{Code: http.StatusConflict, Error: "stream not attached: retry once the stream is back", Expected: e.postSeq + 1})
-		return
+		return &httpError{Code: http.StatusConflict, Error: "stream not attached: retry once the stream is back", Expected: e.postSeq + 1}
 	}
 	e.conn.Touch()
 	for i, m := range p.msgs {
@@ -419,7 +448,58 @@ func (fb *fallback) send(w http.ResponseWriter, r *http.Request) {
 		e.postSeq = seq
 	}
 	e.cond.Broadcast()
-	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// quickRoute is POST /sse/send as the front serves it (transport.QuickRoute):
+// on a transport worker, without net/http, keeping the connection for the
+// client's next POST.
+func (fb *fallback) quickRoute() transport.QuickRoute {
+	return transport.QuickRoute{Method: http.MethodPost, Path: "/sse/send", MaxBody: fb.maxPostBody(), Handle: fb.quickSend}
+}
+
+// quickSend answers a POST /sse/send the front read, as send would. It
+// never waits: a POST ahead of the ones it follows, or for a session this
+// node does not hold, goes to send through net/http (pass).
+func (fb *fallback) quickSend(req *transport.QuickRequest) (resp transport.QuickResponse, pass bool) {
+	if !fb.srv.ws.OriginAllowedFor(req.Origin, req.Host) {
+		return quickJSON(resp, httpError{Code: http.StatusForbidden, Error: "origin not allowed"}), false
+	}
+	if req.Origin != "" {
+		resp.Header = []string{"Access-Control-Allow-Origin: " + req.Origin, "Vary: Origin"}
+	}
+	q, _ := url.ParseQuery(req.Query)
+	e := fb.entry(q.Get("session"))
+	if e == nil {
+		return resp, true // another node's (cluster), or unknown: send answers
+	}
+	if !e.authorized(req.Authorization) {
+		return quickJSON(resp, httpError{Code: http.StatusUnauthorized, Error: "missing or wrong send token"}), false
+	}
+	p, herr := fb.readPost(req.Body)
+	if herr != nil {
+		return quickJSON(resp, *herr), false
+	}
+	e.mu.Lock()
+	if p.firstSeq > e.postSeq+1 {
+		e.mu.Unlock()
+		return resp, true // send waits for the POSTs before it
+	}
+	herr = fb.apply(e, p)
+	e.mu.Unlock()
+	if herr != nil {
+		return quickJSON(resp, *herr), false
+	}
+	resp.Status = http.StatusNoContent
+	return resp, false
+}
+
+// quickJSON is writeJSON for a quick response.
+func quickJSON(resp transport.QuickResponse, v httpError) transport.QuickResponse {
+	b, _ := json.Marshal(v)
+	resp.Status, resp.ContentType, resp.Body = v.Code, "application/json", append(b, '\n')
+	resp.Header = append(resp.Header, "Cache-Control: no-store")
+	return resp
 }
 
 // end closes a fallback session on the client's request (like a WebSocket

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -453,5 +454,51 @@ func TestFallbackEndSession(t *testing.T) {
 	})
 	if code, _ := c.postRaw(1, (&protocol.Ping{Nonce: 1}).Append(nil)); code != 404 {
 		t.Fatalf("post after end: %d", code)
+	}
+}
+
+// A fallback player holds no goroutine of the server's: its event stream
+// is written from the epoll loop, and its POST connection, whichever
+// request it began with, goes back to the front after each answer.
+func TestFallbackHoldsNoGoroutine(t *testing.T) {
+	_, base := startFallback(t, gameserver.Config{})
+	const n = 20
+	for i := 0; i < n; i++ {
+		c, r, code := sseOpen(t, base, &protocol.Hello{Version: 1})
+		if code != 200 {
+			t.Fatalf("open %d: %d %+v", i, code, r)
+		}
+		if c.connect("") != 200 {
+			t.Fatal("stream refused")
+		}
+		// A request net/http serves first, on the connection the POST
+		// then reuses.
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.post(&protocol.Join{ReqID: 1, Mode: protocol.JoinCreate, Kind: "counter"})
+		c.expect(protocol.TypeJoined)
+	}
+	// The clients' idle connections are kept by http.DefaultClient; the
+	// server's side of each must not be a goroutine in net/http.
+	serving := func() (n int) {
+		var buf bytes.Buffer
+		_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
+		for _, g := range strings.Split(buf.String(), "\n\n") {
+			if strings.Contains(g, "net/http.(*conn).serve") || strings.Contains(g, "SSEConn") {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for serving() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := serving(); got > 0 {
+		t.Fatalf("%d server goroutines serve HTTP connections of %d idle fallback players", got, n)
 	}
 }

@@ -130,7 +130,10 @@ func New(cfg Config) (*Server, error) {
 	s.sseStats = ws.StreamStats()
 	registerMetrics(s)
 	s.http = &http.Server{
-		Handler:           s.routes(),
+		// Connections the front passed on go back to it after each
+		// response (transport.HandBack).
+		Handler:           transport.HandBack(s.routes()),
+		ConnContext:       transport.ConnContext,
 		ReadHeaderTimeout: cfg.HandshakeTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          zap.NewStdLog(cfg.Logger.Named("http")),
@@ -238,10 +241,10 @@ func (s *Server) ListenAndServe() error {
 		s.cluster.start()
 	}
 	defer close(s.served)
-	// WebSocket upgrades skip net/http (see transport.Front); every other
-	// request, and a resume whose session may live on another node, goes
-	// to s.http.
-	err := s.http.Serve(s.ws.Listen(s.listener, "/ws", s.interceptUpgrade()))
+	// WebSocket upgrades and the fallback's POSTs skip net/http (see
+	// transport.Front and QuickRoute); every other request, and a resume
+	// whose session may live on another node, goes to s.http.
+	err := s.http.Serve(s.ws.Listen(s.listener, "/ws", s.interceptUpgrade(), s.fb.quickRoute()))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -241,6 +241,9 @@ func (c *Conn) closeWith(info CloseInfo) {
 	c.mu.Unlock()
 }
 
+// uncounted takes the counts of writes no counter reports.
+var uncounted Stats
+
 // stats are the counters the connection adds to: the WebSocket's, or the
 // HTTP fallback's for an event stream.
 func (c *Conn) stats() *Stats {
@@ -357,6 +360,9 @@ func (c *Conn) writeQueued() (int, error) {
 // advance drops n written bytes from the head of the queue. Lock must be held.
 func (c *Conn) advance(n int) {
 	st := c.stats()
+	if c.state.Load() == stateHandshake {
+		st = &uncounted // a Front's answer to a quick request
+	}
 	st.BytesOut.Add(uint64(n))
 	for n > 0 && len(c.out) > int(c.outHead) {
 		f := c.out[c.outHead]

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gameserver/gameserver/internal/frame"
 	"github.com/gameserver/gameserver/internal/nbio"
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
@@ -58,10 +60,11 @@ const lingerTime = 500 * time.Millisecond
 // A client that does not finish its head in time is dropped without an
 // answer, as net/http drops one past its ReadHeaderTimeout.
 type Front struct {
-	srv       *Server
-	l         net.Listener
-	path      string
-	intercept func(rawQuery string) bool
+	srv         *Server
+	l           net.Listener
+	path        string
+	intercept   func(rawQuery string) bool
+	quickRoutes []QuickRoute
 
 	conns     chan net.Conn // connections for the http.Server
 	closed    chan struct{} // closed by Close
@@ -79,15 +82,16 @@ type Front struct {
 // request's raw query (the part after "?", without it); true sends the
 // request to the http.Server instead. Serve the Front with the http.Server
 // that should get every other request. Closing the Front closes l.
-func (s *Server) Listen(l net.Listener, path string, intercept func(rawQuery string) bool) *Front {
+func (s *Server) Listen(l net.Listener, path string, intercept func(rawQuery string) bool, quick ...QuickRoute) *Front {
 	f := &Front{
-		srv:       s,
-		l:         l,
-		path:      path,
-		intercept: intercept,
-		conns:     make(chan net.Conn),
-		closed:    make(chan struct{}),
-		stopped:   make(chan struct{}),
+		srv:         s,
+		l:           l,
+		path:        path,
+		intercept:   intercept,
+		quickRoutes: quick,
+		conns:       make(chan net.Conn),
+		closed:      make(chan struct{}),
+		stopped:     make(chan struct{}),
 	}
 	s.front.Store(f)
 	lf, err := listenerFile(l)
@@ -268,22 +272,36 @@ func (f *Front) take(fd int, remote netip.AddrPort) {
 }
 
 // readHead reads the request head of c, a connection in stateHandshake,
-// on the worker that owns it, and acts on it once complete. It reports
-// whether c is now an open WebSocket connection, whose data the worker
-// reads next.
+// on the worker that owns it, and acts on it once complete (and on a quick
+// request's body; see QuickRoute). It reports whether c is now an open
+// WebSocket connection, whose data the worker reads next.
 func (w *worker) readHead(c *Conn) bool {
 	s := w.srv
-	p := c.rbuf
-	if p == nil {
-		p = getBuf(firstHeadBuf)
-		c.rbuf = p
-	}
+	f := s.front.Load()
+	from := 0
+	check := c.rbuf != nil && len(*c.rbuf) > 0 // bytes behind a request served before
 	for {
+		if check {
+			switch f.tryServe(c, from) {
+			case headOpen:
+				return true
+			case headDone:
+				return false
+			case headServed: // the buffer may hold the next request
+				from = 0
+				continue
+			}
+		}
+		p := c.rbuf
+		if p == nil {
+			p = getBuf(firstHeadBuf)
+			c.rbuf = p
+		}
 		buf := *p
 		if len(buf) == cap(buf) {
 			if cap(buf) >= maxHeadBytes {
 				c.rbuf = nil
-				if s.front.Load().wsRequestLine(buf) {
+				if f.wsRequestLine(buf) {
 					s.stats.Rejected[RejectHandshake].Add(1)
 				}
 				*p = appendResponse(buf[:0], http.StatusRequestHeaderFieldsTooLarge, "", "request header fields too large")
@@ -301,6 +319,10 @@ func (w *worker) readHead(c *Conn) bool {
 		switch {
 		case err == nil && n > 0:
 		case err == unix.EAGAIN:
+			if old == 0 { // an idle kept-alive connection holds no buffer
+				putBuf(p)
+				c.rbuf = nil
+			}
 			return false
 		case err == unix.EINTR:
 			continue
@@ -309,29 +331,262 @@ func (w *worker) readHead(c *Conn) bool {
 			c.teardown(CloseInfo{})
 			return false
 		}
-		*p = buf[:old+n]
-		if end := headEnd(*p, max(0, old-2)); end >= 0 {
-			c.rbuf = nil
-			return s.front.Load().serveHead(c, p, end)
+		if old == 0 {
+			// A kept-alive connection's next head has as long as a new
+			// connection's first, from its first byte.
+			c.mu.Lock()
+			c.closeDeadline = min(c.closeDeadline, time.Now().Add(s.cfg.HandshakeTimeout).UnixNano())
+			c.mu.Unlock()
 		}
+		*p = buf[:old+n]
+		from, check = max(0, old-2), true
 	}
 }
 
-// serveHead acts on the complete request head (*p)[:end] of c: it upgrades
-// it, passes c on to the http.Server or refuses it. It owns p.
-func (f *Front) serveHead(c *Conn, p *[]byte, end int) bool {
-	h, ok := parseHead((*p)[:end])
-	if !ok || string(h.method) != http.MethodGet || string(h.path) != f.path ||
-		(f.intercept != nil && f.intercept(string(h.query))) {
-		f.passOn(c, p)
-		return false
+// Outcomes of tryServe.
+const (
+	headMore   = iota // the request is not all there: read more
+	headOpen          // upgraded: an open WebSocket connection
+	headDone          // passed on, refused or torn down: no longer the worker's
+	headServed        // a quick request answered; the connection awaits the next
+)
+
+// tryServe acts on the request at the start of c's buffer if it is
+// complete. The search for the end of its head starts at from (see
+// headEnd).
+func (f *Front) tryServe(c *Conn, from int) int {
+	p := c.rbuf
+	if p == nil {
+		return headMore
 	}
-	return f.upgrade(c, p, end, &h)
+	if c.rneed > 0 { // a quick request's body is arriving
+		if len(*p) < int(c.rneed) {
+			return headMore
+		}
+		from = 0
+	}
+	end := headEnd(*p, from)
+	if end < 0 {
+		return headMore
+	}
+	return f.serveHead(c, p, end)
+}
+
+// serveHead acts on the complete request head (*p)[:end] of c: it serves
+// a quick request, upgrades it, passes c on to the http.Server or refuses
+// it. It owns p unless the outcome is headMore or headServed, when p is
+// (still) c's buffer.
+func (f *Front) serveHead(c *Conn, p *[]byte, end int) int {
+	h, ok := parseHead((*p)[:end])
+	if ok {
+		if r := f.quickRoute(&h); r != nil {
+			return f.quick(c, p, end, &h, r)
+		}
+		if h.length < 0 && string(h.method) == http.MethodGet && string(h.path) == f.path &&
+			(f.intercept == nil || !f.intercept(string(h.query))) {
+			c.rbuf = nil
+			if f.upgrade(c, p, end, &h) {
+				return headOpen
+			}
+			return headDone
+		}
+	}
+	c.rbuf = nil
+	f.passOn(c, p)
+	return headDone
+}
+
+// QuickRoute is a request a Front answers itself, without net/http, and
+// keeps the connection for the next request: a POST of a few messages
+// made many times a second (the HTTP fallback's), which through net/http
+// would hold a goroutine and two buffers per client and allocate a
+// request, its header maps and a context each time. The Front takes a
+// request for Path (the exact path, any query) by Method, over HTTP/1.1,
+// with a Content-Length of at most MaxBody and no Expect, reads its body
+// into a pooled buffer across wake-ups (within Config.HandshakeTimeout of
+// its first byte), and calls Handle on the worker that read it. Any other
+// request, on a new or a kept-alive connection, goes to net/http as
+// before (and its connection comes back after the response, see
+// HandBack).
+type QuickRoute struct {
+	Method  string
+	Path    string
+	MaxBody int
+	// Handle answers req. It runs on a transport worker: it must not
+	// block. It returns pass to have net/http serve the request instead
+	// (it then gets the connection, the request still unread).
+	Handle func(req *QuickRequest) (resp QuickResponse, pass bool)
+}
+
+// QuickRequest is a request read by a Front for a QuickRoute. Its fields
+// are only valid until Handle returns.
+type QuickRequest struct {
+	Query         string // the raw query, after "?"
+	Host          string
+	Origin        string // the first Origin header, "" if none
+	Authorization string
+	Body          []byte
+}
+
+// QuickResponse is the answer to a QuickRequest.
+type QuickResponse struct {
+	Status      int
+	Header      []string // extra header lines, "Name: value"
+	ContentType string   // of Body, when there is one
+	Body        []byte
+}
+
+// keepAliveIdle is how long a Front keeps a connection that had a quick
+// request waiting for its next one.
+const keepAliveIdle = 2 * time.Minute
+
+// maxQuickPending bounds the responses a client may leave unread on a
+// kept-alive connection while sending more requests.
+const maxQuickPending = 64 << 10
+
+// quickRoute returns the quick route that takes h, or nil.
+func (f *Front) quickRoute(h *requestHead) *QuickRoute {
+	for i := range f.quickRoutes {
+		r := &f.quickRoutes[i]
+		if string(h.method) == r.Method && string(h.path) == r.Path &&
+			h.length >= 0 && h.length <= int64(r.MaxBody) && !h.expect {
+			return r
+		}
+	}
+	return nil
+}
+
+// quick serves the quick request whose head is (*p)[:end], once its body
+// has arrived, and answers it on c; the connection then awaits the next
+// request, bytes already read behind this one kept in p.
+func (f *Front) quick(c *Conn, p *[]byte, end int, h *requestHead, r *QuickRoute) int {
+	s := f.srv
+	need := end + int(h.length)
+	if len(*p) < need {
+		if cap(*p) < need {
+			np := getBuf(need)
+			*np = append(*np, *p...)
+			putBuf(p)
+			c.rbuf = np
+		}
+		c.rneed = int32(need)
+		return headMore
+	}
+	c.rneed = 0
+	req := QuickRequest{
+		Query:         string(h.query),
+		Host:          string(h.host),
+		Origin:        string(h.origin),
+		Authorization: string(h.auth),
+		Body:          (*p)[end:need],
+	}
+	resp, pass, ok := f.handleQuick(r, &req)
+	if !ok {
+		h.close = true
+		resp = QuickResponse{Status: http.StatusInternalServerError, ContentType: "text/plain; charset=utf-8", Body: []byte("internal error\n")}
+	}
+	if pass {
+		c.rbuf = nil
+		f.passOn(c, p)
+		return headDone
+	}
+	out := frame.New()
+	out.B = appendQuickResponse(out.B, &resp, h.close)
+	out.SealRaw()
+	if h.close {
+		// Answered, then ended the way a refusal is.
+		c.rbuf = nil
+		b := append((*p)[:0], out.B...)
+		out.Release()
+		*p = b
+		s.refuse(c, p)
+		return headDone
+	}
+	rest := (*p)[need:]
+	c.mu.Lock()
+	c.pushLocked(out)
+	c.flushLocked()
+	over := c.outBytes-c.outOff > maxQuickPending
+	if len(rest) > 0 {
+		c.closeDeadline = time.Now().Add(s.cfg.HandshakeTimeout).UnixNano()
+	} else {
+		c.closeDeadline = time.Now().Add(keepAliveIdle).UnixNano()
+	}
+	c.mu.Unlock()
+	if over {
+		c.teardown(CloseInfo{}) // requests sent, responses not read
+		return headDone
+	}
+	if len(rest) == 0 {
+		putBuf(p)
+		c.rbuf = nil
+		return headServed
+	}
+	*p = (*p)[:copy(*p, rest)]
+	return headServed
+}
+
+// handleQuick calls r.Handle; a panic in it is logged and reported as
+// !ok, and costs only the request's connection.
+func (f *Front) handleQuick(r *QuickRoute, req *QuickRequest) (resp QuickResponse, pass, ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			f.srv.stats.HandlerPanics.Add(1)
+			f.srv.logPanic(v)
+			ok = false
+		}
+	}()
+	resp, pass = r.Handle(req)
+	return resp, pass, true
+}
+
+// appendQuickResponse appends the response resp, which closes the
+// connection when close is set.
+func appendQuickResponse(b []byte, resp *QuickResponse, close bool) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(resp.Status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(resp.Status)...)
+	b = append(b, "\r\nDate: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "\r\n"...)
+	for _, line := range resp.Header {
+		b = append(b, line...)
+		b = append(b, "\r\n"...)
+	}
+	if resp.Status != http.StatusNoContent {
+		if resp.ContentType != "" {
+			b = append(b, "Content-Type: "...)
+			b = append(b, resp.ContentType...)
+			b = append(b, "\r\n"...)
+		}
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(resp.Body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	if close {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	if resp.Status != http.StatusNoContent {
+		b = append(b, resp.Body...)
+	}
+	return b
 }
 
 // passOn hands c to the http.Server as a net.Conn, *p (what was read)
 // first. It owns p.
 func (f *Front) passOn(c *Conn, p *[]byte) {
+	c.mu.Lock()
+	unsent := c.outBytes > c.outOff
+	c.mu.Unlock()
+	if unsent {
+		// A quick response not yet written would be lost: a client that
+		// sends requests without reading the answers is dropped.
+		putBuf(p)
+		c.teardown(CloseInfo{})
+		return
+	}
 	nc, err := f.srv.toNetConn(c)
 	if err != nil {
 		f.srv.logError("pass connection on", err)
@@ -344,7 +599,7 @@ func (f *Front) passOn(c *Conn, p *[]byte) {
 // pass hands nc to the http.Server, *p (what was read) first. It owns p
 // and nc.
 func (f *Front) pass(nc net.Conn, p *[]byte) {
-	pc := &prefixConn{Conn: nc, pre: append([]byte(nil), *p...)}
+	pc := &prefixConn{Conn: nc, pre: append([]byte(nil), *p...), front: f}
 	putBuf(p)
 	select {
 	case f.conns <- pc:
@@ -531,8 +786,21 @@ func addrPort(a net.Addr) netip.AddrPort {
 // needs no lock. Addresses, deadlines and writes are the connection's own.
 type prefixConn struct {
 	net.Conn
-	pre []byte
+	pre   []byte
+	front *Front // that passed it on (see ConnContext)
 }
+
+// ConnContext is for the ConnContext field of the http.Server a Front
+// serves: it marks the requests of connections the Front passed on, which
+// HandBack gives back to it.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if pc, ok := c.(*prefixConn); ok {
+		return context.WithValue(ctx, frontKey{}, pc.front)
+	}
+	return ctx
+}
+
+type frontKey struct{}
 
 func (c *prefixConn) Read(p []byte) (int, error) {
 	if len(c.pre) > 0 {
@@ -609,6 +877,10 @@ type requestHead struct {
 	host     []byte // the one Host header
 	origin   []byte // the first Origin header, if any
 	xff      []byte // the one X-Forwarded-For header, if any
+	auth     []byte // the one Authorization header, if any
+	length   int64  // the one Content-Length; -1 without one
+	close    bool   // Connection: close
+	expect   bool   // an Expect header (net/http answers 100-continue)
 }
 
 // parseHead parses b, a request head through its empty line. It accepts
@@ -618,10 +890,10 @@ type requestHead struct {
 // valid), header lines "Name:
 // value" (a token name, a value without controls other than tab), and
 // exactly one Host header, valid and not empty, at most one
-// X-Forwarded-For, and no body (neither Content-Length nor
-// Transfer-Encoding: an upgrade has none, and net/http's rules for them
-// are its own). Anything else is false: it goes to net/http, which
-// answers or refuses it as it always has.
+// X-Forwarded-For and one Authorization, at most one Content-Length (of at
+// most 10 digits) and no Transfer-Encoding (net/http's rules for chunked
+// and repeated lengths are its own). Anything else is false: it goes to
+// net/http, which answers or refuses it as it always has.
 func parseHead(b []byte) (h requestHead, ok bool) {
 	line, rest, found := cutLine(b)
 	if !found {
@@ -645,7 +917,8 @@ func parseHead(b []byte) (h requestHead, ok bool) {
 	if !validEscapes(h.path) {
 		return h, false // net/http refuses it (the query it does not check)
 	}
-	hostSeen, originSeen, xffSeen := false, false, false
+	hostSeen, originSeen, xffSeen, authSeen := false, false, false, false
+	h.length = -1
 	for {
 		line, rest, found = cutLine(rest)
 		if !found {
@@ -679,8 +952,32 @@ func parseHead(b []byte) (h requestHead, ok bool) {
 				return h, false // net/http gathers them
 			}
 			xffSeen, h.xff = true, value
-		case asciiEqualFold(name, "Content-Length"), asciiEqualFold(name, "Transfer-Encoding"):
+		case asciiEqualFold(name, "Authorization"):
+			if authSeen {
+				return h, false
+			}
+			authSeen, h.auth = true, value
+		case asciiEqualFold(name, "Content-Length"):
+			if h.length >= 0 || len(value) == 0 || len(value) > 10 {
+				return h, false
+			}
+			h.length = 0
+			for _, c := range value {
+				if c < '0' || c > '9' {
+					return h, false
+				}
+				h.length = 10*h.length + int64(c-'0')
+			}
+		case asciiEqualFold(name, "Transfer-Encoding"):
 			return h, false
+		case asciiEqualFold(name, "Connection"):
+			for _, opt := range bytes.Split(value, []byte{','}) {
+				if asciiEqualFold(bytes.Trim(opt, " \t"), "close") {
+					h.close = true
+				}
+			}
+		case asciiEqualFold(name, "Expect"):
+			h.expect = true
 		}
 	}
 	if len(rest) != 0 || len(h.host) == 0 || !validHost(h.host) {

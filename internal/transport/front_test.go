@@ -33,7 +33,7 @@ type frontEnv struct {
 	viaMux []string // requests that reached the mux's WebSocket route
 }
 
-func startFront(t *testing.T, cfg Config, h Handler, intercept func(string) bool) *frontEnv {
+func startFront(t *testing.T, cfg Config, h Handler, intercept func(string) bool, quick ...QuickRoute) *frontEnv {
 	t.Helper()
 	s, err := New(cfg, h)
 	if err != nil {
@@ -55,8 +55,28 @@ func startFront(t *testing.T, cfg Config, h Handler, intercept func(string) bool
 		body, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s %s body=%q from=%s", r.Method, r.URL.RequestURI(), r.Proto, body, r.RemoteAddr)
 	})
-	e.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 2 * time.Second}
-	e.front = s.Listen(l, "/ws", intercept)
+	mux.HandleFunc("/flushed", func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 3; i++ {
+			fmt.Fprintf(w, "part%d ", i)
+			http.NewResponseController(w).Flush()
+		}
+	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(bytes.Repeat([]byte("b"), 100<<10))
+	})
+	mux.HandleFunc("/nocontent", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen", r.Method)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("/ignorebody", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ignored")
+	})
+	mux.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		_, _ = io.WriteString(w, "closing")
+	})
+	e.hs = &http.Server{Handler: HandBack(mux), ConnContext: ConnContext, ReadHeaderTimeout: 2 * time.Second}
+	e.front = s.Listen(l, "/ws", intercept, quick...)
 	served := make(chan error, 1)
 	go func() { served <- e.hs.Serve(e.front) }()
 	t.Cleanup(func() {
@@ -595,6 +615,30 @@ func TestParseHead(t *testing.T) {
 			t.Errorf("%q: path %q query %q host %q origin %q", tc.head, h.path, h.query, h.host, h.origin)
 		}
 	}
+	// What a quick request needs: its length, authorization, close, Expect.
+	for _, tc := range []struct {
+		head   string
+		length int64
+		auth   string
+		close  bool
+		expect bool
+		ok     bool
+	}{
+		{head: "POST /s HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\nAuthorization: Bearer x\r\n\r\n", length: 12, auth: "Bearer x", ok: true},
+		{head: "POST /s HTTP/1.1\r\nHost: a\r\ncontent-length: 007\r\nConnection: keep-alive, Close\r\nExpect: 100-continue\r\n\r\n", length: 7, close: true, expect: true, ok: true},
+		{head: "GET /s HTTP/1.1\r\nHost: a\r\n\r\n", length: -1, ok: true},
+		{head: "POST /s HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"}, // two lengths
+		{head: "POST /s HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n"},
+		{head: "POST /s HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n"},
+		{head: "POST /s HTTP/1.1\r\nHost: a\r\nContent-Length: 12345678901\r\n\r\n"},
+		{head: "POST /s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{head: "POST /s HTTP/1.1\r\nHost: a\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n"},
+	} {
+		h, ok := parseHead([]byte(tc.head))
+		if ok != tc.ok || ok && (h.length != tc.length || string(h.auth) != tc.auth || h.close != tc.close || h.expect != tc.expect) {
+			t.Errorf("%q: ok %v, length %d auth %q close %v expect %v", tc.head, ok, h.length, h.auth, h.close, h.expect)
+		}
+	}
 	for _, tc := range []struct {
 		b    string
 		from int
@@ -625,6 +669,7 @@ func FuzzParseHead(f *testing.F) {
 		"GET /ws?session=abc&x=%20 HTTP/1.1\r\nHost: [::1]:80\r\nOrigin: https://game.example.com\r\n\r\n",
 		"GET /ws? HTTP/1.1\nHost: a\n\n",
 		"POST /other HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+		"POST /sse/send?session=x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nAuthorization: Bearer t\r\nConnection: close\r\n\r\n",
 		"GET /ws HTTP/1.0\r\n\r\n",
 		"GET /ws HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
 		"GET /ws HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.7, 10.0.0.1\r\n\r\n",
@@ -684,6 +729,11 @@ func FuzzParseHead(f *testing.F) {
 		if r.Method != string(h.method) || r.RequestURI != target || r.URL.RawQuery != string(h.query) ||
 			r.Host != string(h.host) || r.Header.Get("Origin") != string(h.origin) || r.ProtoMinor != 1 {
 			t.Fatalf("net/http reads %s %q host %q origin %q", r.Method, r.RequestURI, r.Host, r.Header.Get("Origin"))
+		}
+		// So do the length, the authorization and the wish to close.
+		if r.ContentLength != max(h.length, 0) && !(h.length < 0 && r.ContentLength == -1) ||
+			r.Header.Get("Authorization") != string(h.auth) || r.Close != h.close {
+			t.Fatalf("net/http reads length %d authorization %q close %v, the front %d %q %v", r.ContentLength, r.Header.Get("Authorization"), r.Close, h.length, h.auth, h.close)
 		}
 		// The one X-Forwarded-For the front read is the one net/http reads
 		// (two or more go to net/http, which gathers them).

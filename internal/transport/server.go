@@ -495,6 +495,12 @@ func (s *Server) OriginAllowed(r *http.Request) bool {
 	return s.originAllowed(r.Header.Get("Origin"), r.Host)
 }
 
+// OriginAllowedFor applies the Origin policy to a request with these
+// Origin ("" if none) and Host headers (a QuickRequest's).
+func (s *Server) OriginAllowedFor(origin, host string) bool {
+	return s.originAllowed(origin, host)
+}
+
 // originAllowed applies the Origin policy to a request with these Origin
 // and Host headers.
 func (s *Server) originAllowed(origin, host string) bool {
@@ -643,6 +649,12 @@ func (s *Server) newConn(fd int, remote netip.AddrPort, kind uint8, state uint32
 // refused.
 func detach(nc net.Conn) (int, error) {
 	defer nc.Close()
+	return dupSocket(nc)
+}
+
+// dupSocket returns a duplicate of nc's socket descriptor, close-on-exec
+// and non-blocking (see detach).
+func dupSocket(nc net.Conn) (int, error) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return -1, fmt.Errorf("connection %T has no descriptor", nc)
