@@ -1,5 +1,5 @@
-// Package transport moves WebSocket messages between the network and the
-// session layer. It knows nothing about the game protocol: it accepts
+// Package transport moves WebSocket messages (and the HTTP fallback's)
+// between the network and the session layer. It knows nothing about the game protocol: it accepts
 // upgrades, watches every upgraded descriptor with an epoll loop (Linux),
 // reads whole frames on a small pool of workers, and writes through a
 // bounded, coalescing queue per connection.
@@ -17,10 +17,19 @@
 // a Front passes on); both paths apply the same limits and end the same
 // way.
 //
+// The HTTP fallback lives on the same loop. An SSEConn's stream leaves
+// net/http right after its request (SSEConn.Serve hijacks it) and its
+// socket is a Conn whose queue carries events instead of WebSocket frames.
+// A Front answers the fallback's POSTs itself (QuickRoute) and keeps
+// their connection for the next request; and HandBack, around the
+// http.Server's handler, gives every kept-alive connection net/http
+// served back to the Front after its response. No HTTP connection waits
+// for its next request in a goroutine.
+//
 // An idle connection costs no goroutine: between messages it is only its
 // socket descriptor, an entry in the epoll set and a *Conn in the
 // descriptor table; so is a connection whose request head is still
-// arriving at a Front. A connection upgraded through net/http is taken out
+// arriving at a Front, or that awaits its next request. A connection upgraded through net/http is taken out
 // of its hijacked net.Conn right after the upgrade (a duplicate descriptor
 // is kept and the net.Conn closed), so no net.Conn or runtime poll
 // descriptor stays behind. When a
