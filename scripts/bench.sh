@@ -2,7 +2,7 @@
 # Benchmark suite (make bench): builds the server and the load-test
 # driver, runs a fixed matrix of load tests against a fresh server each
 # (idle at 5k, 10k and 19k connections; arena at 1k, 2.5k, 3.5k, 5k and 7.5k
-# bots), runs the Go micro-benchmarks, and writes
+# bots over WebSocket, 500 and 1.5k over the HTTP fallback), runs the Go micro-benchmarks, and writes
 # bench/results/<date>.md with a table and an SVG plot (the raw reports in
 # bench/results/<date>/). Everything runs on
 # loopback; every process it starts it stops by PID. About 10 minutes.
@@ -100,6 +100,13 @@ for n in 1000 2500 3500 5000 7500; do
     continue
   fi
   run "arena-$n" --scenario arena --bots "$n" --ramp 1000 --duration "$ARENA_DURATION"
+done
+# The same game over the HTTP fallback (an event stream and POSTs a player).
+for n in 500 1500; do
+  if [ "$rooms" = no ]; then
+    continue
+  fi
+  run "arena-sse-$n" --scenario arena --transport sse --bots "$n" --ramp 500 --duration "$ARENA_DURATION"
 done
 
 echo "== Go micro-benchmarks"

@@ -82,6 +82,7 @@ func wait(args []string) error {
 // result holds the fields of a loadtest --json report that the page shows.
 type result struct {
 	Scenario      string             `json:"scenario"`
+	Transport     string             `json:"transport"`
 	Bots          int                `json:"bots"`
 	Processes     int                `json:"processes"`
 	Connected     int64              `json:"connected"`
@@ -137,6 +138,9 @@ func render(args []string, stderr io.Writer) error {
 		}
 		if r.Scenario == "" || r.Bots <= 0 {
 			return fmt.Errorf("%s: not a loadtest report", path)
+		}
+		if r.Transport != "" && r.Transport != "ws" {
+			r.Scenario += "/" + r.Transport // the HTTP fallback's runs are a scenario of their own
 		}
 		results = append(results, r)
 	}

@@ -99,3 +99,31 @@ func TestNiceCeil(t *testing.T) {
 		}
 	}
 }
+
+// Runs over the HTTP fallback are a scenario of their own, with their own
+// marginal RSS.
+func TestRenderNamesTransport(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i, body := range []string{
+		arenaReport,
+		strings.Replace(arenaReport, `"scenario":"arena"`, `"scenario":"arena","transport":"sse"`, 1),
+		strings.NewReplacer(`"scenario":"arena"`, `"scenario":"arena","transport":"sse"`, `"bots":1000`, `"bots":2000`, `"connected":1000`, `"connected":2000`, `"server_rss_mib":37`, `"server_rss_mib":47`).Replace(arenaReport),
+	} {
+		p := filepath.Join(dir, "r"+string(rune('0'+i))+".json")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	md, svg := filepath.Join(dir, "page.md"), filepath.Join(dir, "page.svg")
+	if code := run(append([]string{"render", "--out", md, "--svg", svg}, paths...), io.Discard, io.Discard); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	page, _ := os.ReadFile(md)
+	for _, want := range []string{"| arena | 1000 |", "| arena/sse | 1000 |", "| arena/sse | 2000 |", "arena/sse 1000→2000: 10.24 KiB"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+}
