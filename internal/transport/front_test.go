@@ -64,6 +64,9 @@ func startFront(t *testing.T, cfg Config, h Handler, intercept func(string) bool
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(bytes.Repeat([]byte("b"), 100<<10))
 	})
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "file.txt", time.Time{}, bytes.NewReader(bytes.Repeat([]byte("f"), 100<<10)))
+	})
 	mux.HandleFunc("/nocontent", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Seen", r.Method)
 		w.WriteHeader(http.StatusNoContent)

@@ -22,12 +22,13 @@ import (
 // is written from the epoll loop and the Front reads the connection's next
 // request head (upgrading it, answering it on a QuickRoute, or passing it
 // on again). The handler's response is held until it returns, so it is
-// written whole with its length; a response the handler flushes, or that
-// grows past 64 KiB, streams through net/http as usual and keeps its
-// connection there, and so does a request net/http must finish itself (a
-// HEAD, a body not read to its end, Connection: close, HTTP/1.0). A
-// request that did not come through a Front (an embedding server's) is
-// served as usual.
+// written whole with its length. A response the handler flushes, or that
+// grows past 64 KiB, streams through net/http as usual; its connection
+// comes back too if the response declared its length and was complete (a
+// file), and stays in net/http otherwise, as does a request net/http must
+// finish itself (a HEAD, a body not read to its end, Connection: close,
+// HTTP/1.0). A request that did not come through a Front (an embedding
+// server's) is served as usual.
 func HandBack(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, _ := r.Context().Value(frontKey{}).(*Front)
@@ -40,17 +41,18 @@ func HandBack(next http.Handler) http.Handler {
 		hw := handBackWriters.Get().(*handBackWriter)
 		hw.w = w
 		defer func() {
-			hw.w, hw.status, hw.passing, hw.hijacked = nil, 0, false, false
+			hw.w, hw.status, hw.passing, hw.hijacked, hw.written = nil, 0, false, false, 0
 			hw.buf = hw.buf[:0]
 			if cap(hw.buf) <= handBackMax {
 				handBackWriters.Put(hw)
 			}
 		}()
 		next.ServeHTTP(hw, r)
-		switch {
-		case hw.hijacked || hw.passing:
-			return // the handler took the connection, or streamed
-		case body.n == r.ContentLength && hw.status >= 200 && !closes(w.Header()) && f.handBack(w, hw):
+		if hw.hijacked {
+			return // the handler took the connection
+		}
+		if body.n == r.ContentLength && hw.status >= 200 && !closes(w.Header()) &&
+			(!hw.passing || hw.complete()) && f.handBack(w, hw) {
 			return
 		}
 		hw.pass()
@@ -67,7 +69,8 @@ type handBackWriter struct {
 	w        http.ResponseWriter
 	status   int
 	buf      []byte
-	passing  bool // writes go straight to w
+	passing  bool  // writes go straight to w
+	written  int64 // body bytes written to w while passing
 	hijacked bool
 }
 
@@ -86,14 +89,16 @@ func (hw *handBackWriter) WriteHeader(code int) {
 
 func (hw *handBackWriter) Write(b []byte) (int, error) {
 	if hw.passing {
-		return hw.w.Write(b)
+		n, err := hw.w.Write(b)
+		hw.written += int64(n)
+		return n, err
 	}
 	if hw.status == 0 {
 		hw.status = http.StatusOK
 	}
 	if len(hw.buf)+len(b) > handBackMax {
 		hw.pass()
-		return hw.w.Write(b)
+		return hw.Write(b)
 	}
 	hw.buf = append(hw.buf, b...)
 	return len(b), nil
@@ -131,8 +136,16 @@ func (hw *handBackWriter) pass() {
 		hw.w.WriteHeader(hw.status)
 	}
 	if len(hw.buf) > 0 {
-		_, _ = hw.w.Write(hw.buf)
+		n, _ := hw.w.Write(hw.buf)
+		hw.written = int64(n)
 	}
+}
+
+// complete reports whether a streamed response declared its length and
+// has all of it written.
+func (hw *handBackWriter) complete() bool {
+	n, err := strconv.ParseInt(hw.w.Header().Get("Content-Length"), 10, 64)
+	return err == nil && n == hw.written && hw.status != http.StatusNoContent && hw.status != http.StatusNotModified
 }
 
 // closes reports whether the response asks to close the connection.
@@ -158,16 +171,23 @@ func (b *countingBody) Read(p []byte) (int, error) {
 }
 
 // handBack takes the connection of the request w answers out of net/http,
-// with the response hw holds, and makes it a connection awaiting its next
-// request head. It reports false, having touched nothing, if net/http
-// will not let go of it.
+// with the response hw holds (or, once passing, after net/http has written
+// all of it), and makes it a connection awaiting its next request head. It
+// reports false if net/http will not let go of it.
 func (f *Front) handBack(w http.ResponseWriter, hw *handBackWriter) bool {
 	s := f.srv
-	nc, brw, err := http.NewResponseController(w).Hijack()
+	rc := http.NewResponseController(w)
+	if hw.passing && rc.Flush() != nil {
+		return false
+	}
+	nc, brw, err := rc.Hijack()
 	if err != nil {
 		return false
 	}
-	out := heldResponse(w.Header(), hw)
+	var out *frame.Frame
+	if !hw.passing {
+		out = heldResponse(w.Header(), hw)
+	}
 	// Requests the client sent behind this one: in net/http's buffer, then
 	// what the Front read and net/http did not.
 	var more []byte
@@ -193,10 +213,12 @@ func (f *Front) handBack(w http.ResponseWriter, hw *handBackWriter) bool {
 		// Answered through the net.Conn, then closed: the client opens
 		// another connection for its next request.
 		s.logError("hand connection back", err)
-		_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		_, _ = nc.Write(out.Wire())
+		if out != nil {
+			_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+			_, _ = nc.Write(out.Wire())
+			out.Release()
+		}
 		_ = nc.Close()
-		out.Release()
 		if rest != nil {
 			putBuf(rest)
 		}
@@ -208,10 +230,12 @@ func (f *Front) handBack(w http.ResponseWriter, hw *handBackWriter) bool {
 		deadline = time.Now().Add(s.cfg.HandshakeTimeout)
 	}
 	c := s.newConn(fd, addrPort(nc.RemoteAddr()), kindWebSocket, stateHandshake, deadline.UnixNano())
-	c.mu.Lock()
-	c.pushLocked(out)
-	c.flushLocked()
-	c.mu.Unlock()
+	if out != nil {
+		c.mu.Lock()
+		c.pushLocked(out)
+		c.flushLocked()
+		c.mu.Unlock()
+	}
 	c.rbuf = rest
 	if err := s.poller.add(fd); err != nil {
 		s.logError("watch connection", err)

@@ -403,3 +403,69 @@ func TestStreamRefusesHTTP2(t *testing.T) {
 		t.Fatalf("ended with %+v", info)
 	}
 }
+
+// An event written to an attached stream allocates nothing once the frame
+// pools are warm: the event is encoded into a pooled raw frame.
+func TestStreamSendAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	r := newStreamRig(t, Config{}, false)
+	c := r.conn("a")
+	nc, _, br := r.stream(t, "a", 1)
+	readEvent(t, br)
+	go func() { _, _ = io.Copy(io.Discard, nc) }()
+	f := message(strings.Repeat("s", 120))
+	defer f.Release()
+	seq := uint64(0)
+	send := func() {
+		seq++
+		if err := c.Send(f, seq); err != nil {
+			t.Fatal(err)
+		}
+		c.Flush()
+	}
+	for i := 0; i < 100; i++ {
+		send()
+	}
+	if n := testing.AllocsPerRun(1000, send); n > 0 {
+		t.Fatalf("%.1f allocations per event", n)
+	}
+}
+
+// BenchmarkStreamSend: one event encoded and written to an attached
+// stream (base64, chunk framing, one write).
+func BenchmarkStreamSend(b *testing.B) {
+	s, err := New(Config{}, newEcho())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx, 1001, "")
+	}()
+	c := s.NewSSEConn(nil)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.Serve(w, r) }))
+	defer hs.Close()
+	nc, err := net.Dial("tcp", hs.Listener.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	_, _ = io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	go func() { _, _ = io.Copy(io.Discard, nc) }()
+	for !c.Served() {
+		time.Sleep(time.Millisecond)
+	}
+	f := message(strings.Repeat("s", 120))
+	defer f.Release()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Send(f, uint64(i+1)); err != nil {
+			b.Fatal(err)
+		}
+		c.Flush()
+	}
+}
