@@ -502,3 +502,60 @@ func TestFallbackHoldsNoGoroutine(t *testing.T) {
 		t.Fatalf("%d server goroutines serve HTTP connections of %d idle fallback players", got, n)
 	}
 }
+
+// A page on an allowed origin gets the CORS headers it needs from every
+// fallback endpoint, whichever part of the server answers (net/http, the
+// stream, the front's quick POSTs); a foreign origin gets 403 and none.
+func TestFallbackCORS(t *testing.T) {
+	const origin = "https://game.example"
+	_, base := startFallback(t, gameserver.Config{AllowedOrigins: []string{origin}})
+	do := func(method, path, org string, body []byte, hdr ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
+		if org != "" {
+			req.Header.Set("Origin", org)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.URL.Path != "/sse/stream" {
+			_, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		return resp
+	}
+	allowed := func(name string, resp *http.Response, status int) {
+		t.Helper()
+		if resp.StatusCode != status || resp.Header.Get("Access-Control-Allow-Origin") != origin || resp.Header.Get("Vary") != "Origin" {
+			t.Errorf("%s: %d, headers %v", name, resp.StatusCode, resp.Header)
+		}
+	}
+	pre := do(http.MethodOptions, "/sse/send", origin, nil, "Access-Control-Request-Method", "POST")
+	allowed("preflight", pre, http.StatusNoContent)
+	if !strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "Authorization") || !strings.Contains(pre.Header.Get("Access-Control-Allow-Methods"), "POST") {
+		t.Errorf("preflight headers %v", pre.Header)
+	}
+	open := do(http.MethodPost, "/sse/open", origin, (&protocol.Hello{Version: 1}).Append(nil))
+	allowed("open", open, http.StatusOK)
+	c, _, _ := sseOpen(t, base, &protocol.Hello{Version: 1})
+	stream := do(http.MethodGet, "/sse/stream?session="+c.session+"&key="+c.key, origin, nil)
+	allowed("stream", stream, http.StatusOK)
+	stream.Body.Close()
+	c.connect("") // the stream the session keeps
+	body, _ := msgpack.Marshal([]any{1, [][]byte{(&protocol.Ping{Nonce: 1}).Append(nil)}})
+	send := do(http.MethodPost, "/sse/send?session="+c.session, origin, body, "Authorization", "Bearer "+c.sendTk)
+	allowed("send", send, http.StatusNoContent)
+	gap, _ := msgpack.Marshal([]any{9, [][]byte{(&protocol.Ping{Nonce: 2}).Append(nil)}})
+	allowed("send ahead (net/http)", do(http.MethodPost, "/sse/send?session="+c.session, origin, gap, "Authorization", "Bearer "+c.sendTk), http.StatusConflict)
+	allowed("send wrong token", do(http.MethodPost, "/sse/send?session="+c.session, origin, body, "Authorization", "Bearer nope"), http.StatusUnauthorized)
+	for _, path := range []string{"/sse/open", "/sse/send?session=" + c.session} {
+		resp := do(http.MethodPost, path, "https://evil.example", body, "Authorization", "Bearer "+c.sendTk)
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("foreign origin on %s: %d, headers %v", path, resp.StatusCode, resp.Header)
+		}
+	}
+}

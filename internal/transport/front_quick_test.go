@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -369,5 +371,51 @@ func TestFrontQuickHandlerPanic(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("%v, want EOF", err)
+	}
+}
+
+// Hostile quick requests: bytes past the declared length are read as the
+// next request (net/http refuses the garbage with 400), and a client that
+// pipelines requests without reading the answers is dropped once 64 KiB
+// of them wait.
+func TestFrontQuickHostile(t *testing.T) {
+	q := startQuick(t, Config{})
+	c, br := q.conn(t)
+	if _, err := io.WriteString(c, post("/other", "abc")+"def\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := readResp(t, br); body != "quick  abc" {
+		t.Fatalf("declared part %q", body)
+	}
+	if resp, _ := readResp(t, br); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("the rest answered %d, want 400", resp.StatusCode)
+	}
+
+	c2, err := net.Dial("tcp", q.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	_ = c2.(*net.TCPConn).SetReadBuffer(4 << 10) // the answers back up in the server
+	const n = 20000
+	big := strings.Repeat("x", 900) // each answer is about 1 KiB
+	var dropped bool
+	for i := 0; i < n && !dropped; i++ {
+		_ = c2.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.WriteString(c2, post("/other", big)); err != nil {
+			dropped = true
+		}
+	}
+	if !dropped {
+		// The kernel may still hold what was written: the server must
+		// have closed its end.
+		_ = c2.SetReadDeadline(time.Now().Add(3 * time.Second))
+		got, err := io.Copy(io.Discard, c2)
+		if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("after %d bytes of answers: %v, want the connection closed", got, err)
+		}
+	}
+	if calls := q.calls.Load(); calls >= n {
+		t.Fatalf("all %d requests answered for a client that reads nothing", calls)
 	}
 }
