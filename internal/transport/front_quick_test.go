@@ -318,6 +318,7 @@ func TestHandBackLeavesWhatItCannotHold(t *testing.T) {
 		{"big", "GET /big HTTP/1.1\r\nHost: x\r\n\r\n", strings.Repeat("b", 100<<10), 200, false},
 		{"head", "HEAD /other HTTP/1.1\r\nHost: x\r\n\r\n", "", 200, false},
 		{"unread body", "POST /ignorebody HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", "ignored", 200, false},
+		{"trailer", "GET /trailer HTTP/1.1\r\nHost: x\r\n\r\n", "with trailer", 200, false},
 		{"close", "GET /close HTTP/1.1\r\nHost: x\r\n\r\n", "closing", 200, true},
 	} {
 		c, br := q.conn(t)
@@ -329,7 +330,8 @@ func TestHandBackLeavesWhatItCannotHold(t *testing.T) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != tc.status || string(body) != tc.body || resp.Close != tc.close {
+		if resp.StatusCode != tc.status || string(body) != tc.body || resp.Close != tc.close ||
+			tc.name == "trailer" && resp.Trailer.Get("X-Sum") != "42" {
 			t.Fatalf("%s: %d, %d bytes, close %v", tc.name, resp.StatusCode, len(body), resp.Close)
 		}
 		if tc.close {

@@ -74,6 +74,11 @@ func startFront(t *testing.T, cfg Config, h Handler, intercept func(string) bool
 	mux.HandleFunc("/ignorebody", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ignored")
 	})
+	mux.HandleFunc("/trailer", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		_, _ = io.WriteString(w, "with trailer")
+		w.Header().Set("X-Sum", "42")
+	})
 	mux.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		_, _ = io.WriteString(w, "closing")

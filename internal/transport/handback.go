@@ -148,8 +148,13 @@ func (hw *handBackWriter) complete() bool {
 	return err == nil && n == hw.written && hw.status != http.StatusNoContent && hw.status != http.StatusNotModified
 }
 
-// closes reports whether the response asks to close the connection.
+// closes reports whether the response asks to close the connection, or
+// frames its body itself (Transfer-Encoding, trailers): HandBack leaves
+// such a response to net/http.
 func closes(h http.Header) bool {
+	if h.Get("Transfer-Encoding") != "" || h.Get("Trailer") != "" {
+		return true
+	}
 	for _, v := range h.Values("Connection") {
 		if asciiEqualFold([]byte(v), "close") {
 			return true
