@@ -245,11 +245,9 @@ func temporaryAcceptError(err error) bool {
 // watches it. Its first bytes wake a worker (readHead).
 func (f *Front) take(fd int, remote netip.AddrPort) {
 	s := f.srv
-	select {
-	case <-s.done:
+	if s.stopped() {
 		_ = unix.Close(fd)
 		return
-	default:
 	}
 	if fd >= len(s.conns) {
 		_ = unix.Close(fd)

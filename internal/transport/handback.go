@@ -181,6 +181,9 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // reports false if net/http will not let go of it.
 func (f *Front) handBack(w http.ResponseWriter, hw *handBackWriter) bool {
 	s := f.srv
+	if s.stopped() {
+		return false // net/http finishes it
+	}
 	rc := http.NewResponseController(w)
 	if hw.passing && rc.Flush() != nil {
 		return false

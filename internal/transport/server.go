@@ -400,6 +400,10 @@ func (s *Server) attach(nc net.Conn, remote netip.AddrPort, buffered []byte) {
 // epoll loop. nc is closed whether it succeeds or not.
 func (s *Server) attachStream(sc *SSEConn, nc net.Conn, remote netip.AddrPort, kind uint8, head *frame.Frame) error {
 	defer head.Release()
+	if s.stopped() {
+		_ = nc.Close()
+		return errors.New("the transport is shut down")
+	}
 	fd, err := detach(nc)
 	if err != nil {
 		return err
@@ -440,6 +444,16 @@ func (s *Server) attachStream(sc *SSEConn, nc net.Conn, remote netip.AddrPort, k
 	}
 	s.handOff(c)
 	return nil
+}
+
+// stopped reports whether Shutdown has stopped the poller and workers.
+func (s *Server) stopped() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // keepStreamsAlive writes a comment to every open event stream, so proxies

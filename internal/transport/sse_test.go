@@ -469,3 +469,28 @@ func BenchmarkStreamSend(b *testing.B) {
 		c.Flush()
 	}
 }
+
+// A stream that arrives after Shutdown is not taken over: its connection
+// is closed and the SSEConn ends.
+func TestStreamAfterShutdown(t *testing.T) {
+	r := newStreamRig(t, Config{}, false)
+	r.conn("late")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := r.s.Shutdown(ctx, 1001, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", r.hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(3 * time.Second))
+	_, _ = io.WriteString(nc, "GET /stream?c=late HTTP/1.1\r\nHost: x\r\n\r\n")
+	if n, err := nc.Read(make([]byte, 64)); err == nil || isTimeout(err) {
+		t.Fatalf("read %d bytes, %v: want the connection closed", n, err)
+	}
+	if info := r.waitEnd(t, "late"); info.Code != CloseAbnormal {
+		t.Fatalf("ended with %+v", info)
+	}
+}
