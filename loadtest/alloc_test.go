@@ -64,3 +64,60 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		t.Errorf("%d input latencies recorded", n)
 	}
 }
+
+// The server's acknowledgements release the bot's log of sent messages,
+// whether they come in its PINGs or in its PONGs to the bot's PINGs.
+func TestServerAcksReleaseSentLog(t *testing.T) {
+	cfg, err := parseConfig([]string{"--scenario=arena", "--bots=1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.closePollers()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	b := &e.bots[0]
+	b.fd.Store(int32(fds[0]))
+	b.playerID = []byte("p-1")
+	b.setPhase(phaseInRoom, time.Now().UnixNano())
+	p, s := b.p, e.senders[0]
+	for i := 0; i < 10; i++ {
+		s.input(b)
+	}
+	logged := func() (n uint32) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, r := range b.log.runs[:b.log.n] {
+			n += r.n
+		}
+		return n
+	}
+	if n := logged(); n != 10 {
+		t.Fatalf("%d inputs logged, want 10", n)
+	}
+	for _, step := range []struct {
+		msg  []byte
+		want uint32
+	}{
+		{(&protocol.Pong{Nonce: 1, Ack: 4}).Append(nil), 6},
+		{(&protocol.Ping{Nonce: 2, Ack: 9}).Append(nil), 1},
+		{(&protocol.Pong{Nonce: 3, Ack: 10}).Append(nil), 0},
+	} {
+		p.hs.mu.Lock()
+		p.message(b, step.msg, time.Now().UnixNano())
+		p.hs.mu.Unlock()
+		if n := logged(); n != step.want {
+			t.Fatalf("after %x: %d inputs logged, want %d", step.msg, n, step.want)
+		}
+	}
+	if e.errs.total() != 0 {
+		t.Errorf("errors %v", e.errs.snapshot())
+	}
+}

@@ -287,6 +287,12 @@ func (p *poller) message(b *bot, msg []byte, now int64) bool {
 			e.errs.add("bad_pong")
 			return true
 		}
+		if m.Ack != 0 {
+			// The server's answer to the bot's own PING acknowledges too.
+			b.mu.Lock()
+			b.log.ack(m.Ack)
+			b.mu.Unlock()
+		}
 		if m.Nonce == b.pingNonce.Load() {
 			if sent := b.pingSent.Load(); sent > 0 {
 				p.c.add(cPongsIn, 1)
