@@ -241,9 +241,6 @@ func (c *Conn) closeWith(info CloseInfo) {
 	c.mu.Unlock()
 }
 
-// uncounted takes the counts of writes no counter reports.
-var uncounted Stats
-
 // stats are the counters the connection adds to: the WebSocket's, or the
 // HTTP fallback's for an event stream.
 func (c *Conn) stats() *Stats {
@@ -359,11 +356,13 @@ func (c *Conn) writeQueued() (int, error) {
 
 // advance drops n written bytes from the head of the queue. Lock must be held.
 func (c *Conn) advance(n int) {
+	// The HTTP answers a Front writes on a connection awaiting its next
+	// request (quick requests, HandBack) are no WebSocket's or stream's.
+	counted := c.state.Load() != stateHandshake
 	st := c.stats()
-	if c.state.Load() == stateHandshake {
-		st = &uncounted // a Front's answer to a quick request
+	if counted {
+		st.BytesOut.Add(uint64(n))
 	}
-	st.BytesOut.Add(uint64(n))
 	for n > 0 && len(c.out) > int(c.outHead) {
 		f := c.out[c.outHead]
 		rest := f.Len() - int(c.outOff)
@@ -374,7 +373,9 @@ func (c *Conn) advance(n int) {
 		n -= rest
 		c.outOff = 0
 		c.outBytes -= int32(f.Len())
-		st.FramesOut.Add(1)
+		if counted {
+			st.FramesOut.Add(1)
+		}
 		f.Release()
 		c.out[c.outHead] = nil
 		c.outHead++
