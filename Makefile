@@ -21,6 +21,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 1000000x ./internal/protocol/
 	$(GO) test -run '^$$' -fuzz FuzzParseHead -fuzztime 250000x ./internal/transport/
 	$(GO) test -run '^$$' -fuzz FuzzClientAddr -fuzztime 200000x ./internal/transport/
+	$(GO) test -run '^$$' -fuzz FuzzDecodePost -fuzztime 100000x .
 
 bench:
 	bash scripts/bench.sh

@@ -16,6 +16,7 @@ go test -race -count=1 -timeout 20m ./...
 go test -run '^$' -fuzz FuzzDecode -fuzztime 1000000x ./internal/protocol/
 go test -run '^$' -fuzz FuzzParseHead -fuzztime 250000x ./internal/transport/
 go test -run '^$' -fuzz FuzzClientAddr -fuzztime 200000x ./internal/transport/
+go test -run '^$' -fuzz FuzzDecodePost -fuzztime 100000x .
 
 # The JavaScript client (clients/js): type check, bundle freshness, Node
 # unit and integration tests, and the demo pages in headless Chromium,
