@@ -28,7 +28,7 @@ const (
 	stateOpen      uint32 = iota // messages flow both ways
 	stateClosing                 // a close frame is queued or sent; inbound data is discarded
 	stateClosed                  // torn down; the descriptor is closed
-	stateHandshake               // accepted by the Front, its request head not yet read (closeDeadline ends it)
+	stateHandshake               // accepted by the Front, its request head not yet read (deadline ends it)
 )
 
 // maxIovecs bounds the frames gathered into one writev.
@@ -88,7 +88,10 @@ type Conn struct {
 	srv    *Server
 	remote netip.AddrPort
 
-	data atomic.Pointer[any]
+	// data is the handler's value (SetData). Only the connection's owner
+	// touches it: the handler's callbacks, which run one at a time, and
+	// whoever registers the connection before its first hand-off.
+	data any
 
 	lastActive atomic.Int64  // Unix nanoseconds of the last inbound frame
 	fd         int32         // the socket; closed by teardown, see above
@@ -111,14 +114,17 @@ type Conn struct {
 	// Write side, guarded by mu. The queued frames are out[outHead:]. out
 	// is backed by outInline while it fits, by a pooled array past that
 	// (see outQueues), given back when the queue empties.
-	outHead       int32
-	out           []*frame.Frame
-	outInline     [3]*frame.Frame // a tick's frame, or a join's few, queue without allocating
-	outOff        int32           // bytes of out[0] already written
-	outBytes      int32           // at most MaxOutboundBytes (≤ 1 GiB)
-	stalledSince  int64           // Unix nanoseconds when waitingOut began
-	closeDeadline int64           // Unix nanoseconds; in stateClosing or stateHandshake, tear down after it
-	closeInfo     *CloseInfo      // set when the close handshake begins
+	outHead   int32
+	out       []*frame.Frame
+	outInline [3]*frame.Frame // a tick's frame, or a join's few, queue without allocating
+	outOff    int32           // bytes of out[0] already written
+	outBytes  int32           // at most MaxOutboundBytes (≤ 1 GiB)
+	// deadline, in Unix nanoseconds, is when the sweeper acts: in
+	// stateOpen, while waitingOut, the end of Config.WriteTimeout (the
+	// connection is cut as a slow consumer); in stateClosing and
+	// stateHandshake, when it is torn down.
+	deadline  int64
+	closeInfo *CloseInfo // set when the close handshake begins
 
 	// Read side: pooled buffers (see getBuf), nil when none, as they are
 	// on an idle connection.
@@ -126,16 +132,13 @@ type Conn struct {
 	frag *[]byte // a fragmented message being assembled
 }
 
-// Data returns the value stored with SetData, or nil.
-func (c *Conn) Data() any {
-	if p := c.data.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
+// Data returns the value stored with SetData, or nil. Like SetData, it is
+// for the handler's callbacks (OnOpen, OnMessage, OnClose) only.
+func (c *Conn) Data() any { return c.data }
 
-// SetData stores a value of the caller's (the session) with the connection.
-func (c *Conn) SetData(v any) { c.data.Store(&v) }
+// SetData stores a value of the caller's (the session) with the
+// connection.
+func (c *Conn) SetData(v any) { c.data = v }
 
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
@@ -260,7 +263,7 @@ func (c *Conn) closeLocked(info CloseInfo, drop bool) {
 	c.state.Store(stateClosing)
 	ci := info // escapes only on this path
 	c.closeInfo = &ci
-	c.closeDeadline = time.Now().Add(c.srv.cfg.CloseTimeout).UnixNano()
+	c.deadline = time.Now().Add(c.srv.cfg.CloseTimeout).UnixNano()
 	if q := c.queued(); drop && len(q) > 0 {
 		keep := 0
 		if c.outOff > 0 {
@@ -305,7 +308,9 @@ func (c *Conn) flushLocked() {
 				// arrived between the first EAGAIN and the flag would
 				// otherwise go unnoticed by the edge-triggered poller.
 				c.waitingOut = true
-				c.stalledSince = time.Now().UnixNano()
+				if c.state.Load() == stateOpen {
+					c.deadline = time.Now().Add(c.srv.cfg.WriteTimeout).UnixNano()
+				}
 				c.wantWrite.Store(true)
 				continue
 			}

@@ -333,7 +333,7 @@ func (w *worker) readHead(c *Conn) bool {
 			// A kept-alive connection's next head has as long as a new
 			// connection's first, from its first byte.
 			c.mu.Lock()
-			c.closeDeadline = min(c.closeDeadline, time.Now().Add(s.cfg.HandshakeTimeout).UnixNano())
+			c.deadline = min(c.deadline, time.Now().Add(s.cfg.HandshakeTimeout).UnixNano())
 			c.mu.Unlock()
 		}
 		*p = buf[:old+n]
@@ -506,9 +506,9 @@ func (f *Front) quick(c *Conn, p *[]byte, end int, h *requestHead, r *QuickRoute
 	c.flushLocked()
 	over := c.outBytes-c.outOff > maxQuickPending
 	if len(rest) > 0 {
-		c.closeDeadline = time.Now().Add(s.cfg.HandshakeTimeout).UnixNano()
+		c.deadline = time.Now().Add(s.cfg.HandshakeTimeout).UnixNano()
 	} else {
-		c.closeDeadline = time.Now().Add(keepAliveIdle).UnixNano()
+		c.deadline = time.Now().Add(keepAliveIdle).UnixNano()
 	}
 	c.mu.Unlock()
 	if over {
@@ -697,7 +697,7 @@ func (f *Front) upgrade(c *Conn, p *[]byte, end int, h *requestHead) bool {
 	putBuf(p)
 	c.remote = remote
 	c.mu.Lock()
-	c.closeDeadline = 0
+	c.deadline = 0
 	c.state.Store(stateOpen)
 	c.mu.Unlock()
 	s.opened(c)

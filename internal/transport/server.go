@@ -644,7 +644,7 @@ func (s *Server) register(nc net.Conn, remote netip.AddrPort, buffered []byte) (
 // stateHandshake until deadline), and enters it in the descriptor table,
 // owned by the caller (sched is 1) and not yet watched by the poller.
 func (s *Server) newConn(fd int, remote netip.AddrPort, kind uint8, state uint32, deadline int64) *Conn {
-	c := &Conn{srv: s, fd: int32(fd), remote: remote, kind: kind, closeDeadline: deadline}
+	c := &Conn{srv: s, fd: int32(fd), remote: remote, kind: kind, deadline: deadline}
 	c.out = c.outInline[:0]
 	c.state.Store(state)
 	c.sched.Store(1)
@@ -755,7 +755,6 @@ func (s *Server) sweep() {
 }
 
 func (s *Server) sweepOnce(now int64) {
-	wt := int64(s.cfg.WriteTimeout)
 	for i := range s.conns {
 		c := s.conns[i].Load()
 		if c == nil {
@@ -764,7 +763,7 @@ func (s *Server) sweepOnce(now int64) {
 		switch c.state.Load() {
 		case stateClosing, stateHandshake:
 			c.mu.Lock()
-			expired := now > c.closeDeadline
+			expired := now > c.deadline
 			c.mu.Unlock()
 			if expired {
 				c.requestTeardown()
@@ -774,7 +773,7 @@ func (s *Server) sweepOnce(now int64) {
 				continue
 			}
 			c.mu.Lock()
-			stalled := c.waitingOut && now-c.stalledSince > wt
+			stalled := c.waitingOut && now > c.deadline
 			c.mu.Unlock()
 			if stalled {
 				s.stats.SlowConsumers.Add(1)

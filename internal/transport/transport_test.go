@@ -557,3 +557,43 @@ func registered(s *Server) int {
 	s.Each(func(*Conn) { n++ })
 	return n
 }
+
+// A connection whose socket takes nothing for WriteTimeout is cut as a
+// slow consumer even though its queue is far under its bound.
+func TestWriteTimeoutCut(t *testing.T) {
+	s, err := New(Config{MaxOutboundBytes: 256 << 20, MaxMessageBytes: 1024, WriteTimeout: time.Second, CloseTimeout: 500 * time.Millisecond}, newEcho())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx, 1001, "")
+	}()
+	c := dial(t, hs)
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	waitFor(t, func() bool { return registered(s) == 1 })
+	var conn *Conn
+	s.Each(func(cn *Conn) { conn = cn })
+	payload := make([]byte, 64<<10)
+	for i := 0; i < 256; i++ { // 16 MiB: more than the socket buffers take
+		f := frame.New()
+		f.B = append(f.B, payload...)
+		_ = conn.Send(f.Seal(), 0)
+		f.Release()
+	}
+	conn.Flush()
+	start := time.Now()
+	waitFor(t, func() bool { return !conn.Open() })
+	conn.mu.Lock()
+	info := conn.closeInfo
+	conn.mu.Unlock()
+	if info == nil || info.Code != CloseSlowConsumer || info.Reason != "write timeout" {
+		t.Fatalf("closed with %+v, want the write timeout", info)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Fatalf("cut after %v, before the write timeout", d)
+	}
+}
