@@ -461,7 +461,7 @@ func TestFallbackEndSession(t *testing.T) {
 // is written from the epoll loop, and its POST connection, whichever
 // request it began with, goes back to the front after each answer.
 func TestFallbackHoldsNoGoroutine(t *testing.T) {
-	_, base := startFallback(t, gameserver.Config{})
+	srv, base := startFallback(t, gameserver.Config{})
 	const n = 20
 	for i := 0; i < n; i++ {
 		c, r, code := sseOpen(t, base, &protocol.Hello{Version: 1})
@@ -500,6 +500,10 @@ func TestFallbackHoldsNoGoroutine(t *testing.T) {
 	}
 	if got := serving(); got > 0 {
 		t.Fatalf("%d server goroutines serve HTTP connections of %d idle fallback players", got, n)
+	}
+	// The client keeps two idle connections; the server holds them.
+	if got := metric(t, srv, "gameserver_http_connections_waiting"); got < 1 {
+		t.Fatalf("%v connections waiting for a request", got)
 	}
 }
 

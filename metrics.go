@@ -30,6 +30,9 @@ func registerMetrics(s *Server) {
 		ch <- prometheus.MustNewConstMetric(conns, prometheus.GaugeValue, float64(ts.Open.Load()), "ws")
 		ch <- prometheus.MustNewConstMetric(conns, prometheus.GaugeValue, float64(s.sseStats.Open.Load()), "sse")
 	}})
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "gameserver", Name: "http_connections_waiting",
+		Help: "Connections the server holds while their next request head arrives: new ones, and kept-alive HTTP connections between requests."},
+		func() float64 { return float64(s.ws.Waiting()) }))
 	ss := s.sseStats
 	counter("sse_streams_total", "HTTP fallback connections opened (open requests and stream reconnects).", &ss.Accepted)
 	counter("sse_messages_in_total", "Messages received in fallback POSTs.", &ss.MessagesIn)

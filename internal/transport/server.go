@@ -794,6 +794,15 @@ func (s *Server) Each(fn func(c *Conn)) {
 	}
 }
 
+// Waiting is the number of connections a Front holds while their next
+// request head arrives: new connections, and kept-alive HTTP connections
+// between requests. Each holds a descriptor and no goroutine.
+func (s *Server) Waiting() int {
+	n := 0
+	s.eachHandshake(func(*Conn) { n++ })
+	return n
+}
+
 // eachHandshake calls fn for every connection still awaiting its request
 // head.
 func (s *Server) eachHandshake(fn func(c *Conn)) {
