@@ -28,7 +28,7 @@ const (
 	stateOpen      uint32 = iota // messages flow both ways
 	stateClosing                 // a close frame is queued or sent; inbound data is discarded
 	stateClosed                  // torn down; the descriptor is closed
-	stateHandshake               // accepted by the Front, its request head not yet read (deadline ends it)
+	stateHandshake               // held by the Front until its next request head is read: new, or kept alive between HTTP requests (deadline ends it)
 )
 
 // maxIovecs bounds the frames gathered into one writev.
@@ -61,8 +61,9 @@ type CloseInfo struct {
 //
 //   - The connection has one owner at a time: the goroutine that raised
 //     sched from 0 (the Front's accept loop until the socket is watched,
-//     or ServeHTTP from register until it hands the connection to a
-//     worker; then the worker serving it). Reads happen only on the
+//     or ServeHTTP, SSEConn.Serve or HandBack from registering the socket
+//     until it hands the connection to a worker; then the worker serving
+//     it). Reads happen only on the
 //     owner, and so does teardown, the only place fd is closed: a read
 //     never overlaps the close, and no read follows it (state is
 //     stateClosed from then on, which serve checks first).
