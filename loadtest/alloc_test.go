@@ -13,25 +13,7 @@ import (
 // arena input sent, a state received and measured, a server ping
 // answered.
 func TestHotPathDoesNotAllocate(t *testing.T) {
-	cfg, err := parseConfig([]string{"--scenario=arena", "--bots=1"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEngine(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.closePollers()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	b := &e.bots[0]
-	b.fd.Store(int32(fds[0]))
-	b.playerID = []byte("p-1")
-	b.setPhase(phaseInRoom, time.Now().UnixNano())
+	e, b, peer := seatedBot(t)
 	e.measuring.Store(true)
 	p, s := b.p, e.senders[0]
 
@@ -48,7 +30,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		p.message(b, msg, time.Now().UnixNano())
 		p.message(b, ping, time.Now().UnixNano())
 		p.hs.mu.Unlock()
-		_, _ = unix.Read(fds[1], drain)
+		_, _ = unix.Read(peer, drain)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per input, state and ping", allocs)
@@ -68,25 +50,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 // The server's acknowledgements release the bot's log of sent messages,
 // whether they come in its PINGs or in its PONGs to the bot's PINGs.
 func TestServerAcksReleaseSentLog(t *testing.T) {
-	cfg, err := parseConfig([]string{"--scenario=arena", "--bots=1"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEngine(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.closePollers()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	b := &e.bots[0]
-	b.fd.Store(int32(fds[0]))
-	b.playerID = []byte("p-1")
-	b.setPhase(phaseInRoom, time.Now().UnixNano())
+	e, b, _ := seatedBot(t)
 	p, s := b.p, e.senders[0]
 	for i := 0; i < 10; i++ {
 		s.input(b)
@@ -120,4 +84,29 @@ func TestServerAcksReleaseSentLog(t *testing.T) {
 	if e.errs.total() != 0 {
 		t.Errorf("errors %v", e.errs.snapshot())
 	}
+}
+
+// seatedBot returns an engine of one arena bot, in a room, whose
+// connection is one end of a socketpair; peer is the other end.
+func seatedBot(t *testing.T) (e *engine, b *bot, peer int) {
+	t.Helper()
+	cfg, err := parseConfig([]string{"--scenario=arena", "--bots=1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err = newEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.closePollers)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
+	b = &e.bots[0]
+	b.fd.Store(int32(fds[0]))
+	b.playerID = []byte("p-1")
+	b.setPhase(phaseInRoom, time.Now().UnixNano())
+	return e, b, fds[1]
 }

@@ -302,7 +302,7 @@ func (w *worker) readHead(c *Conn) bool {
 				if f.wsRequestLine(buf) {
 					s.stats.Rejected[RejectHandshake].Add(1)
 				}
-				*p = appendResponse(buf[:0], http.StatusRequestHeaderFieldsTooLarge, "", "request header fields too large")
+				*p = appendRefusal(buf[:0], http.StatusRequestHeaderFieldsTooLarge, "", "request header fields too large")
 				s.refuse(c, p)
 				return false
 			}
@@ -489,7 +489,7 @@ func (f *Front) quick(c *Conn, p *[]byte, end int, h *requestHead, r *QuickRoute
 		return headDone
 	}
 	out := frame.New()
-	out.B = appendQuickResponse(out.B, &resp, h.close)
+	out.B = appendResponse(out.B, &resp, h.close)
 	out.SealRaw()
 	if h.close {
 		// Answered, then ended the way a refusal is.
@@ -538,9 +538,9 @@ func (f *Front) handleQuick(r *QuickRoute, req *QuickRequest) (resp QuickRespons
 	return resp, pass, true
 }
 
-// appendQuickResponse appends the response resp, which closes the
-// connection when close is set.
-func appendQuickResponse(b []byte, resp *QuickResponse, close bool) []byte {
+// appendResponse appends the complete response resp (with its Date and
+// Content-Length), which closes the connection when close is set.
+func appendResponse(b []byte, resp *QuickResponse, close bool) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(resp.Status), 10)
 	b = append(b, ' ')
@@ -662,7 +662,7 @@ func (f *Front) upgrade(c *Conn, p *[]byte, end int, h *requestHead) bool {
 	}
 	if rf := s.admit(origin, host, ip); rf != nil {
 		s.stats.Rejected[rf.reason].Add(1)
-		*p = appendResponse(buf[:0], rf.status, rf.reason.String(), rf.msg)
+		*p = appendRefusal(buf[:0], rf.status, rf.reason.String(), rf.msg)
 		s.refuse(c, p)
 		return false
 	}
@@ -742,26 +742,14 @@ func lingerClose(nc net.Conn, buf []byte) {
 	_ = nc.Close()
 }
 
-// appendResponse appends a complete plain-text response that closes the
+// appendRefusal appends a complete plain-text response that closes the
 // connection, with the headers http.Error and ServeHTTP's refusals carry.
-func appendResponse(b []byte, status int, reject, msg string) []byte {
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(status)...)
-	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
+func appendRefusal(b []byte, status int, reject, msg string) []byte {
+	hdr := []string{"X-Content-Type-Options: nosniff"}
 	if reject != "" {
-		b = append(b, "X-Gameserver-Reject: "...)
-		b = append(b, reject...)
-		b = append(b, "\r\n"...)
+		hdr = append(hdr, "X-Gameserver-Reject: "+reject)
 	}
-	b = append(b, "Date: "...)
-	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
-	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
-	b = append(b, "\r\nConnection: close\r\n\r\n"...)
-	b = append(b, msg...)
-	return append(b, '\n')
+	return appendResponse(b, &QuickResponse{Status: status, Header: hdr, ContentType: "text/plain; charset=utf-8", Body: []byte(msg + "\n")}, true)
 }
 
 // addrPort converts a connection's address; IPv4 comes out unmapped, as

@@ -342,22 +342,7 @@ func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
 
 func TestSlowConsumerCut(t *testing.T) {
 	// The handler floods every connection; the client never reads.
-	s, err := New(Config{MaxOutboundBytes: 256 << 10, MaxMessageBytes: 1024, WriteTimeout: time.Second}, newEcho())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	defer hs.Close()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx, 1001, "")
-	}()
-	c := dial(t, hs)
-	_ = c.(*net.TCPConn).SetReadBuffer(4096)
-	waitFor(t, func() bool { return registered(s) == 1 })
-	var conn *Conn
-	s.Each(func(cn *Conn) { conn = cn })
+	s, conn := nonReader(t, Config{MaxOutboundBytes: 256 << 10, MaxMessageBytes: 1024, WriteTimeout: time.Second})
 	payload := make([]byte, 16<<10)
 	deadline := time.Now().Add(10 * time.Second)
 	for conn.Open() && time.Now().Before(deadline) {
@@ -561,22 +546,7 @@ func registered(s *Server) int {
 // A connection whose socket takes nothing for WriteTimeout is cut as a
 // slow consumer even though its queue is far under its bound.
 func TestWriteTimeoutCut(t *testing.T) {
-	s, err := New(Config{MaxOutboundBytes: 256 << 20, MaxMessageBytes: 1024, WriteTimeout: time.Second, CloseTimeout: 500 * time.Millisecond}, newEcho())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	defer hs.Close()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx, 1001, "")
-	}()
-	c := dial(t, hs)
-	_ = c.(*net.TCPConn).SetReadBuffer(4096)
-	waitFor(t, func() bool { return registered(s) == 1 })
-	var conn *Conn
-	s.Each(func(cn *Conn) { conn = cn })
+	_, conn := nonReader(t, Config{MaxOutboundBytes: 256 << 20, MaxMessageBytes: 1024, WriteTimeout: time.Second, CloseTimeout: 500 * time.Millisecond})
 	payload := make([]byte, 64<<10)
 	for i := 0; i < 256; i++ { // 16 MiB: more than the socket buffers take
 		f := frame.New()
@@ -596,4 +566,27 @@ func TestWriteTimeoutCut(t *testing.T) {
 	if d := time.Since(start); d < 900*time.Millisecond {
 		t.Fatalf("cut after %v, before the write timeout", d)
 	}
+}
+
+// nonReader starts a server with cfg and one client connection that
+// never reads (a small receive buffer), and returns the server's side.
+func nonReader(t *testing.T, cfg Config) (*Server, *Conn) {
+	t.Helper()
+	s, err := New(cfg, newEcho())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	t.Cleanup(func() {
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx, 1001, "")
+	})
+	c := dial(t, hs)
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	waitFor(t, func() bool { return registered(s) == 1 })
+	var conn *Conn
+	s.Each(func(cn *Conn) { conn = cn })
+	return s, conn
 }
