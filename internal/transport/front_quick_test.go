@@ -399,10 +399,13 @@ func TestFrontQuickHostile(t *testing.T) {
 	}
 	defer c2.Close()
 	_ = c2.(*net.TCPConn).SetReadBuffer(4 << 10) // the answers back up in the server
-	const n = 20000
+	// Enough requests to fill the kernel's buffers on a machine with large
+	// ones, bounded in count and time.
+	const n = 100000
 	big := strings.Repeat("x", 900) // each answer is about 1 KiB
 	var dropped bool
-	for i := 0; i < n && !dropped; i++ {
+	stop := time.Now().Add(20 * time.Second)
+	for i := 0; i < n && !dropped && time.Now().Before(stop); i++ {
 		_ = c2.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		if _, err := io.WriteString(c2, post("/other", big)); err != nil {
 			dropped = true

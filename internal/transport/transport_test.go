@@ -547,13 +547,13 @@ func registered(s *Server) int {
 // slow consumer even though its queue is far under its bound.
 func TestWriteTimeoutCut(t *testing.T) {
 	_, conn := nonReader(t, Config{MaxOutboundBytes: 256 << 20, MaxMessageBytes: 1024, WriteTimeout: time.Second, CloseTimeout: 500 * time.Millisecond})
-	payload := make([]byte, 64<<10)
-	for i := 0; i < 256; i++ { // 16 MiB: more than the socket buffers take
-		f := frame.New()
-		f.B = append(f.B, payload...)
-		_ = conn.Send(f.Seal(), 0)
-		f.Release()
+	f := frame.New()
+	f.B = append(f.B, make([]byte, 64<<10)...)
+	f.Seal()
+	for i := 0; i < 1024; i++ { // 64 MiB, one frame's bytes: more than socket buffers take
+		_ = conn.Send(f, 0)
 	}
+	f.Release()
 	conn.Flush()
 	start := time.Now()
 	waitFor(t, func() bool { return !conn.Open() })
