@@ -31,6 +31,25 @@ const (
 	stateHandshake               // held by the Front until its next request head is read: new, or kept alive between HTTP requests (deadline ends it)
 )
 
+// Conn.flags.
+const (
+	flagWantWrite uint32 = 1 << iota // a flush is waiting for EPOLLOUT
+	flagKill                         // tear down at the next worker turn
+	flagPaused                       // a relay stopped reading until its peer's queue drains (see Tunnel)
+)
+
+// flag reports whether f is set.
+func (c *Conn) flag(f uint32) bool { return c.flags.Load()&f != 0 }
+
+// setFlag sets or clears f.
+func (c *Conn) setFlag(f uint32, on bool) {
+	if on {
+		c.flags.Or(f)
+	} else {
+		c.flags.And(^f)
+	}
+}
+
 // maxIovecs bounds the frames gathered into one writev.
 const maxIovecs = 64
 
@@ -91,15 +110,15 @@ type Conn struct {
 
 	// data is the handler's value (SetData). Only the connection's owner
 	// touches it: the handler's callbacks, which run one at a time, and
-	// whoever registers the connection before its first hand-off.
+	// whoever registers the connection before its first hand-off. A
+	// relay's is its peer, set before either is in the table and fixed.
 	data any
 
 	lastActive atomic.Int64  // Unix nanoseconds of the last inbound frame
 	fd         int32         // the socket; closed by teardown, see above
 	sched      atomic.Int32  // pending read wake-ups; > 0 while owned
 	state      atomic.Uint32 // stateOpen, stateClosing, stateClosed
-	wantWrite  atomic.Bool   // a flush is waiting for EPOLLOUT
-	kill       atomic.Bool   // tear down at the next worker turn
+	flags      atomic.Uint32 // flagWantWrite, flagKill, flagPaused
 
 	mu         sync.Mutex // guards the write side
 	waitingOut bool       // EAGAIN seen; the poller will flush when writable
@@ -180,6 +199,7 @@ func (c *Conn) Flush() {
 	c.mu.Lock()
 	c.flushLocked()
 	c.mu.Unlock()
+	c.resumePeer()
 }
 
 // Pending is the number of bytes queued and not yet written.
@@ -205,7 +225,7 @@ func (c *Conn) sendLocked(f *frame.Frame) error {
 		return ErrClosed
 	}
 	if int(c.outBytes-c.outOff)+f.Len() > c.srv.cfg.MaxOutboundBytes {
-		c.stats().SlowConsumers.Add(1)
+		c.countSlowConsumer()
 		c.closeLocked(CloseInfo{Code: CloseSlowConsumer, Reason: "outbound queue over its bound"}, true)
 		return ErrSlowConsumer
 	}
@@ -245,6 +265,14 @@ func (c *Conn) closeWith(info CloseInfo) {
 	c.mu.Unlock()
 }
 
+// countSlowConsumer counts a cut for a slow reader, a relay's in no
+// counter (its other side is another server's).
+func (c *Conn) countSlowConsumer() {
+	if c.kind != kindRelay {
+		c.stats().SlowConsumers.Add(1)
+	}
+}
+
 // stats are the counters the connection adds to: the WebSocket's, or the
 // HTTP fallback's for an event stream.
 func (c *Conn) stats() *Stats {
@@ -278,10 +306,14 @@ func (c *Conn) closeLocked(info CloseInfo, drop bool) {
 		c.out = c.out[:int(c.outHead)+keep]
 	}
 	var f *frame.Frame
-	if c.kind == kindWebSocket {
+	switch {
+	case c.kind == kindWebSocket:
 		f = newCloseFrame(info.Code, info.Reason)
-	} else {
+	case isStream(c.kind):
 		f = newStreamClose(info, c.kind)
+	default: // a relay ends with what its peer sent, then FIN
+		c.flushLocked()
+		return
 	}
 	f.Retain()
 	c.pushLocked(f)
@@ -312,7 +344,7 @@ func (c *Conn) flushLocked() {
 				if c.state.Load() == stateOpen {
 					c.deadline = time.Now().Add(c.srv.cfg.WriteTimeout).UnixNano()
 				}
-				c.wantWrite.Store(true)
+				c.setFlag(flagWantWrite, true)
 				continue
 			}
 			return
@@ -324,7 +356,7 @@ func (c *Conn) flushLocked() {
 	}
 	if c.waitingOut {
 		c.waitingOut = false
-		c.wantWrite.Store(false)
+		c.setFlag(flagWantWrite, false)
 	}
 	if c.state.Load() == stateClosing && !c.shutWrite {
 		// Our close frame is out: send FIN after it and wait for the
@@ -364,7 +396,7 @@ func (c *Conn) writeQueued() (int, error) {
 func (c *Conn) advance(n int) {
 	// The HTTP answers a Front writes on a connection awaiting its next
 	// request (quick requests, HandBack) are no WebSocket's or stream's.
-	counted := c.state.Load() != stateHandshake
+	counted := c.state.Load() != stateHandshake && c.kind != kindRelay
 	st := c.stats()
 	if counted {
 		st.BytesOut.Add(uint64(n))
@@ -415,15 +447,16 @@ func (c *Conn) flushWritable() {
 	c.mu.Lock()
 	if c.waitingOut {
 		c.waitingOut = false
-		c.wantWrite.Store(false)
+		c.setFlag(flagWantWrite, false)
 		c.flushLocked()
 	}
 	c.mu.Unlock()
+	c.resumePeer()
 }
 
 // requestTeardown makes the next worker turn release the connection.
 func (c *Conn) requestTeardown() {
-	c.kill.Store(true)
+	c.setFlag(flagKill, true)
 	c.srv.schedule(c)
 }
 
@@ -443,7 +476,7 @@ func (c *Conn) teardown(info CloseInfo) {
 	opened := c.state.Load() != stateHandshake
 	c.state.Store(stateClosed)
 	c.dropQueueLocked()
-	c.wantWrite.Store(false)
+	c.setFlag(flagWantWrite, false)
 	c.srv.unregisterLocked(c)
 	_ = unix.Close(int(c.fd))
 	c.mu.Unlock()
@@ -456,6 +489,9 @@ func (c *Conn) teardown(info CloseInfo) {
 		c.frag = nil
 	}
 	switch {
+	case c.kind == kindRelay:
+		c.srv.streams.Add(-1)
+		c.data.(*Conn).closeWith(CloseInfo{}) // the peer, once what it holds is written
 	case c.kind != kindWebSocket:
 		c.srv.streams.Add(-1)
 		if sc, ok := c.Data().(*SSEConn); ok {

@@ -247,11 +247,11 @@ func (f *Front) handBack(w http.ResponseWriter, hw *handBackWriter) bool {
 	c.rbuf = rest
 	if err := s.poller.add(fd); err != nil {
 		s.logError("watch connection", err)
-		c.kill.Store(true)
+		c.setFlag(flagKill, true)
 	}
 	// This goroutine owns c (see Conn) until here; wake-ups that came
 	// meanwhile, or requests already buffered, need a worker's turn.
-	if rest != nil || c.kill.Load() || !c.sched.CompareAndSwap(1, 0) {
+	if rest != nil || c.flag(flagKill) || !c.sched.CompareAndSwap(1, 0) {
 		s.handOff(c)
 	}
 	return true

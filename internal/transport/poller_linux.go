@@ -102,7 +102,7 @@ func (p *poller) run() {
 			if c == nil {
 				continue
 			}
-			if ev.Events&unix.EPOLLOUT != 0 && c.wantWrite.Load() {
+			if ev.Events&unix.EPOLLOUT != 0 && c.flag(flagWantWrite) {
 				c.flushWritable()
 			}
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {

@@ -187,7 +187,8 @@ type Server struct {
 	stats   Stats
 
 	// The HTTP fallback's event streams (see SSEConn): their counters, how
-	// many sockets are attached, and when the sweeper next writes them a
+	// many sockets are attached (with the relays' of tunnels, which
+	// Shutdown waits for too), and when the sweeper next writes them a
 	// keep-alive comment (Unix nanoseconds; the sweeper's alone).
 	streamStats   Stats
 	streams       atomic.Int64
@@ -387,7 +388,7 @@ func (s *Server) attach(nc net.Conn, remote netip.AddrPort, buffered []byte) {
 	s.opened(c)
 	if err := s.poller.add(int(c.fd)); err != nil {
 		s.logError("watch connection", err)
-		c.kill.Store(true)
+		c.setFlag(flagKill, true)
 	}
 	// Data may have arrived before the descriptor was watched: the first
 	// turn reads it.
@@ -440,7 +441,7 @@ func (s *Server) attachStream(sc *SSEConn, nc net.Conn, remote netip.AddrPort, k
 	c.Flush()
 	if err := s.poller.add(fd); err != nil {
 		s.logError("watch event stream", err)
-		c.kill.Store(true)
+		c.setFlag(flagKill, true)
 	}
 	s.handOff(c)
 	return nil
@@ -462,7 +463,7 @@ func (s *Server) keepStreamsAlive() {
 	var kf [3]*frame.Frame
 	for i := range s.conns {
 		c := s.conns[i].Load()
-		if c == nil || c.kind == kindWebSocket || c.state.Load() != stateOpen {
+		if c == nil || !isStream(c.kind) || c.state.Load() != stateOpen {
 			continue
 		}
 		if kf[c.kind] == nil {
@@ -644,12 +645,18 @@ func (s *Server) register(nc net.Conn, remote netip.AddrPort, buffered []byte) (
 // stateHandshake until deadline), and enters it in the descriptor table,
 // owned by the caller (sched is 1) and not yet watched by the poller.
 func (s *Server) newConn(fd int, remote netip.AddrPort, kind uint8, state uint32, deadline int64) *Conn {
+	c := s.makeConn(fd, remote, kind, state, deadline)
+	s.conns[fd].Store(c)
+	return c
+}
+
+// makeConn is newConn without entering the Conn in the table.
+func (s *Server) makeConn(fd int, remote netip.AddrPort, kind uint8, state uint32, deadline int64) *Conn {
 	c := &Conn{srv: s, fd: int32(fd), remote: remote, kind: kind, deadline: deadline}
 	c.out = c.outInline[:0]
 	c.state.Store(state)
 	c.sched.Store(1)
 	c.lastActive.Store(time.Now().UnixNano())
-	s.conns[fd].Store(c)
 	return c
 }
 
@@ -769,14 +776,14 @@ func (s *Server) sweepOnce(now int64) {
 				c.requestTeardown()
 			}
 		case stateOpen:
-			if !c.wantWrite.Load() {
+			if !c.flag(flagWantWrite) {
 				continue
 			}
 			c.mu.Lock()
 			stalled := c.waitingOut && now > c.deadline
 			c.mu.Unlock()
 			if stalled {
-				s.stats.SlowConsumers.Add(1)
+				c.countSlowConsumer()
 				c.mu.Lock()
 				c.closeLocked(CloseInfo{Code: CloseSlowConsumer, Reason: "write timeout"}, true)
 				c.mu.Unlock()

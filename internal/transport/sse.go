@@ -54,12 +54,17 @@ type sseItem struct {
 
 // Kinds of socket a Conn serves. A stream's socket carries the events of
 // an SSEConn; its response is chunked unless the request was HTTP/1.0, in
-// which case the end of the connection ends it.
+// which case the end of the connection ends it. A relay's socket is one
+// end of a Tunnel.
 const (
 	kindWebSocket uint8 = iota
 	kindStreamChunked
 	kindStreamPlain
+	kindRelay
 )
+
+// isStream reports whether kind is an event stream's.
+func isStream(kind uint8) bool { return kind == kindStreamChunked || kind == kindStreamPlain }
 
 // NewSSEConn returns a connection whose queue is bounded by
 // Config.MaxOutboundBytes. onClose runs once, when the connection ends

@@ -46,7 +46,7 @@ func (w *worker) serve(c *Conn) {
 			return
 		}
 		seen := c.sched.Load()
-		if c.kill.Load() {
+		if c.flag(flagKill) {
 			c.teardown(CloseInfo{Code: CloseAbnormal, Reason: "connection lost", ByPeer: true})
 			return
 		}
@@ -66,7 +66,7 @@ func (w *worker) serve(c *Conn) {
 				continue
 			}
 		}
-		if c.kill.Load() {
+		if c.flag(flagKill) {
 			continue
 		}
 		if c.sched.CompareAndSwap(seen, 0) {
@@ -81,7 +81,10 @@ func (w *worker) serve(c *Conn) {
 // skipped (it halves read system calls). It reports whether data may
 // remain after its budget.
 func (w *worker) readConn(c *Conn) (more bool) {
-	if c.kind != kindWebSocket {
+	switch c.kind {
+	case kindRelay:
+		return w.readRelay(c)
+	case kindStreamChunked, kindStreamPlain:
 		return w.readStream(c)
 	}
 	for i := 0; i < readsPerTurn; i++ {
