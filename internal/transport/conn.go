@@ -36,6 +36,7 @@ const (
 	flagWantWrite uint32 = 1 << iota // a flush is waiting for EPOLLOUT
 	flagKill                         // tear down at the next worker turn
 	flagPaused                       // a relay stopped reading until its peer's queue drains (see Tunnel)
+	flagHangup                       // the peer shut its side: read to the end, not just to a short read
 )
 
 // flag reports whether f is set.
@@ -118,7 +119,7 @@ type Conn struct {
 	fd         int32         // the socket; closed by teardown, see above
 	sched      atomic.Int32  // pending read wake-ups; > 0 while owned
 	state      atomic.Uint32 // stateOpen, stateClosing, stateClosed
-	flags      atomic.Uint32 // flagWantWrite, flagKill, flagPaused
+	flags      atomic.Uint32 // flagWantWrite, flagKill, flagPaused, flagHangup
 
 	mu         sync.Mutex // guards the write side
 	waitingOut bool       // EAGAIN seen; the poller will flush when writable

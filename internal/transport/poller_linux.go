@@ -105,6 +105,11 @@ func (p *poller) run() {
 			if ev.Events&unix.EPOLLOUT != 0 && c.flag(flagWantWrite) {
 				c.flushWritable()
 			}
+			if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				// No later edge will say so: the reader must go on to the
+				// end even after a short read (see readConn).
+				c.setFlag(flagHangup, true)
+			}
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				p.srv.schedule(c)
 			}

@@ -590,3 +590,23 @@ func nonReader(t *testing.T, cfg Config) (*Server, *Conn) {
 	s.Each(func(cn *Conn) { conn = cn })
 	return s, conn
 }
+
+// A peer that sends its last message and its FIN together (one wake-up,
+// a short read, then nothing more from epoll) is still seen to go: the
+// message is delivered and the connection torn down at once.
+func TestLastDataAndFINTogether(t *testing.T) {
+	h := newEcho()
+	_, hs := startServer(t, Config{}, h)
+	const n = 30
+	for i := 0; i < n; i++ {
+		c := dial(t, hs)
+		// Wait until the server is idle on this connection, so that the
+		// frame and the FIN arrive in the same edge.
+		time.Sleep(5 * time.Millisecond)
+		if _, err := c.Write(rawFrame(true, 0, opBinary, []byte("last"), true)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.(*net.TCPConn).CloseWrite()
+	}
+	waitFor(t, func() bool { return len(h.closes()) == n })
+}

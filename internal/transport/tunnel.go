@@ -147,7 +147,7 @@ func (w *worker) readRelay(c *Conn) (more bool) {
 			return false
 		}
 		peer.Flush()
-		if n < len(w.buf) {
+		if n < len(w.buf) && !c.flag(flagHangup) {
 			return false // drained (see readConn)
 		}
 	}

@@ -78,8 +78,10 @@ func (w *worker) serve(c *Conn) {
 // readConn reads until the socket is drained. A read that returns less
 // than it asked for has drained it: the edge-triggered poller reports any
 // data that arrives later, so the read that would only say EAGAIN is
-// skipped (it halves read system calls). It reports whether data may
-// remain after its budget.
+// skipped (it halves read system calls). Not once the peer has shut its
+// side (flagHangup): its FIN may have come with the last data, in the
+// same edge, and only a read to the end finds it. It reports whether data
+// may remain after its budget.
 func (w *worker) readConn(c *Conn) (more bool) {
 	switch c.kind {
 	case kindRelay:
@@ -110,7 +112,7 @@ func (w *worker) readConn(c *Conn) (more bool) {
 			}
 			c.lastActive.Store(time.Now().UnixNano())
 			w.srv.stats.BytesIn.Add(uint64(n))
-			drained = n < len(dst)
+			drained = n < len(dst) && !c.flag(flagHangup)
 		}
 		var data []byte
 		if rb != nil {
@@ -157,7 +159,7 @@ func (w *worker) readStream(c *Conn) (more bool) {
 		n, err := nbio.Read(int(c.fd), w.buf)
 		switch {
 		case err == nil && n > 0:
-			if n < len(w.buf) {
+			if n < len(w.buf) && !c.flag(flagHangup) {
 				return false // drained (see readConn)
 			}
 		case err == unix.EAGAIN:
