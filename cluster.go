@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -872,7 +874,11 @@ func (c *clusterNode) proxyTo(ctx context.Context, node string) (*httputil.Rever
 }
 
 // routeSession proxies a request that names a session living on another
-// node to that node. It reports whether it did.
+// node to that node. It reports whether it did. A WebSocket upgrade or an
+// event stream lasts as long as the session's connection: it is tunnelled
+// from the event loop (transport.Tunnel), holding no goroutine here; the
+// other requests, and a tunnel that cannot be set up, go through
+// net/http's reverse proxy.
 func (c *clusterNode) routeSession(w http.ResponseWriter, r *http.Request, sessionID string) bool {
 	if sessionID == "" || c.s.hub.Has(sessionID) {
 		return false
@@ -881,12 +887,31 @@ func (c *clusterNode) routeSession(w http.ResponseWriter, r *http.Request, sessi
 	if err != nil || node == "" || node == c.self {
 		return false
 	}
+	if longLived(r) {
+		if addr, err := c.resolve(r.Context(), node); err == nil {
+			if up, err := net.DialTimeout("tcp", addr, tunnelDialTimeout); err == nil {
+				if err := c.s.ws.Tunnel(w, r, up); err == nil {
+					return true
+				}
+			}
+		}
+	}
 	p, err := c.proxyTo(r.Context(), node)
 	if err != nil {
 		return false
 	}
 	p.ServeHTTP(w, r)
 	return true
+}
+
+// tunnelDialTimeout bounds connecting to a session's node for a tunnel.
+const tunnelDialTimeout = 2 * time.Second
+
+// longLived reports whether r opens a connection that lasts: a WebSocket
+// upgrade or the fallback's event stream.
+func longLived(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.ContentLength == 0 &&
+		(r.URL.Path == "/sse/stream" || strings.EqualFold(r.Header.Get("Upgrade"), "websocket"))
 }
 
 // multiObserver fans room events out to several observers.
