@@ -873,6 +873,16 @@ func (c *clusterNode) proxyTo(ctx context.Context, node string) (*httputil.Rever
 	return p, nil
 }
 
+// recordSession records in the directory that session id lives here, so
+// that the other nodes route requests that name it.
+func (c *clusterNode) recordSession(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, c.ttl)
+	defer cancel()
+	if err := c.dir.SetSession(ctx, id, c.self); err != nil {
+		c.logErr("record session", err)
+	}
+}
+
 // routeSession proxies a request that names a session living on another
 // node to that node. It reports whether it did. A WebSocket upgrade or an
 // event stream lasts as long as the session's connection: it is tunnelled

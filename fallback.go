@@ -195,6 +195,12 @@ func (fb *fallback) open(w http.ResponseWriter, r *http.Request) {
 	}
 	fb.entries[e.sessionID] = e
 	fb.mu.Unlock()
+	if c := s.cluster; c != nil {
+		// The client's next request (its stream) may reach another node:
+		// the session's place is in the directory before the answer, not
+		// some time after it as Started records it.
+		c.recordSession(r.Context(), e.sessionID)
+	}
 	reply.Session, reply.Key, reply.SendToken, reply.NextSeq = e.sessionID, e.key, e.sendToken, e.postSeq+1
 	writeJSON(w, http.StatusOK, reply)
 }

@@ -406,13 +406,7 @@ func (r roomRouter) list(sess *session.Session, body []byte) error {
 
 func (r roomRouter) Started(s *session.Session) {
 	if c := r.s.cluster; c != nil {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), c.ttl)
-			defer cancel()
-			if err := c.dir.SetSession(ctx, s.ID(), c.self); err != nil {
-				c.logErr("record session", err)
-			}
-		}()
+		go c.recordSession(context.Background(), s.ID())
 	}
 }
 
