@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -484,16 +483,7 @@ func TestFallbackHoldsNoGoroutine(t *testing.T) {
 	}
 	// The clients' idle connections are kept by http.DefaultClient; the
 	// server's side of each must not be a goroutine in net/http.
-	serving := func() (n int) {
-		var buf bytes.Buffer
-		_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
-		for _, g := range strings.Split(buf.String(), "\n\n") {
-			if strings.Contains(g, "net/http.(*conn).serve") || strings.Contains(g, "SSEConn") {
-				n++
-			}
-		}
-		return n
-	}
+	serving := func() int { return goroutinesIn("net/http.(*conn).serve", "SSEConn") }
 	deadline := time.Now().Add(5 * time.Second)
 	for serving() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

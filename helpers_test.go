@@ -2,8 +2,10 @@ package gameserver_test
 
 import (
 	"bufio"
+	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,4 +63,20 @@ func httpGetUpgrade(addr string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// goroutinesIn counts this process's goroutines whose stack names any of
+// marks (a function, a type).
+func goroutinesIn(marks ...string) (n int) {
+	var buf bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
+	for _, g := range strings.Split(buf.String(), "\n\n") {
+		for _, m := range marks {
+			if strings.Contains(g, m) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }

@@ -14,8 +14,9 @@ import (
 // TestResumeOnOtherNodeGoesThroughHTTP checks the listener front's
 // intercept: a resume naming, in its URL, a session that lives on another
 // node must not be upgraded on the fast path (where this node would not
-// know the session) but reach the /ws route, which proxies it to the
-// session's node.
+// know the session) but reach the /ws route, which tunnels it to the
+// session's node from the event loop: the session works through it, and
+// no reverse-proxy goroutine carries it.
 func TestResumeOnOtherNodeGoesThroughHTTP(t *testing.T) {
 	redis := redistest.StartServer(t)
 	a := startNode(t, redis.URL(), "fa", gameserver.Config{})
@@ -44,6 +45,14 @@ func TestResumeOnOtherNodeGoesThroughHTTP(t *testing.T) {
 			}
 			switch tp {
 			case protocol.TypeResumed:
+				r.send(&protocol.Ping{Nonce: 42})
+				var pong protocol.Pong
+				if err := pong.Decode(r.expect(protocol.TypePong)); err != nil || pong.Nonce != 42 {
+					t.Fatalf("pong through node b: %+v, %v", pong, err)
+				}
+				if n := goroutinesIn("httputil.(*ReverseProxy)"); n != 0 {
+					t.Fatalf("%d reverse-proxy goroutines for a tunnelled WebSocket", n)
+				}
 				conn.Close()
 				return
 			case protocol.TypeError:

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/gameserver/gameserver/internal/frame"
-	"github.com/gameserver/gameserver/internal/nbio"
 	"golang.org/x/sys/unix"
 )
 
@@ -126,21 +125,15 @@ func (w *worker) readRelay(c *Conn) (more bool) {
 			}
 			c.setFlag(flagPaused, false)
 		}
-		n, err := nbio.Read(int(c.fd), w.buf)
-		switch {
-		case err == nil && n > 0:
-		case err == unix.EAGAIN:
-			return false
-		case err == unix.EINTR:
-			continue
-		default: // EOF or a socket error: the peer ends once it has written what it holds
-			c.teardown(CloseInfo{Code: CloseAbnormal, Reason: "tunnel ended", ByPeer: true})
+		// At the end of c, the peer ends once it has written what it holds.
+		n, ok := readSome(c, w.buf, "tunnel ended")
+		if !ok {
 			return false
 		}
 		f := frame.New()
 		f.Grow(n)
 		f.B = append(f.B, w.buf[:n]...)
-		err = peer.Send(f.SealRaw(), 0)
+		err := peer.Send(f.SealRaw(), 0)
 		f.Release()
 		if err != nil {
 			c.teardown(CloseInfo{Code: CloseAbnormal, Reason: "tunnel ended", ByPeer: true})

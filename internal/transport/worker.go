@@ -98,16 +98,8 @@ func (w *worker) readConn(c *Conn) (more bool) {
 			if rb != nil {
 				dst = (*rb)[len(*rb):c.rneed]
 			}
-			var err error
-			n, err = nbio.Read(int(c.fd), dst)
-			switch {
-			case err == nil && n > 0:
-			case err == unix.EAGAIN:
-				return false
-			case err == unix.EINTR:
-				continue
-			default: // EOF or a socket error
-				c.teardown(CloseInfo{Code: CloseAbnormal, Reason: "connection lost", ByPeer: true})
+			var ok bool
+			if n, ok = readSome(c, dst, "connection lost"); !ok {
 				return false
 			}
 			c.lastActive.Store(time.Now().UnixNano())
@@ -156,21 +148,32 @@ func (w *worker) readConn(c *Conn) (more bool) {
 // connection (the client went away) ends the stream.
 func (w *worker) readStream(c *Conn) (more bool) {
 	for i := 0; i < readsPerTurn; i++ {
-		n, err := nbio.Read(int(c.fd), w.buf)
-		switch {
-		case err == nil && n > 0:
-			if n < len(w.buf) && !c.flag(flagHangup) {
-				return false // drained (see readConn)
-			}
-		case err == unix.EAGAIN:
-			return false
-		case err == unix.EINTR:
-		default: // EOF or a socket error
-			c.teardown(CloseInfo{Code: CloseAbnormal, Reason: "stream lost", ByPeer: true})
-			return false
+		n, ok := readSome(c, w.buf, "stream lost")
+		if !ok || n < len(w.buf) && !c.flag(flagHangup) {
+			return false // gone, or drained (see readConn)
 		}
 	}
 	return true
+}
+
+// readSome reads once from c into dst, again after EINTR. It reports
+// false when the turn is over: the socket is empty (EAGAIN), or the peer
+// is gone (EOF or a socket error), and then c is torn down with reason.
+func readSome(c *Conn, dst []byte, reason string) (int, bool) {
+	for {
+		n, err := nbio.Read(int(c.fd), dst)
+		switch {
+		case err == nil && n > 0:
+			return n, true
+		case err == unix.EAGAIN:
+			return 0, false
+		case err == unix.EINTR:
+			continue
+		default:
+			c.teardown(CloseInfo{Code: CloseAbnormal, Reason: reason, ByPeer: true})
+			return 0, false
+		}
+	}
 }
 
 // errPeerClosed stops parsing after the close handshake completed.
