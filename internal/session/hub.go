@@ -3,6 +3,7 @@ package session
 import (
 	"crypto/subtle"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -33,10 +34,11 @@ type Config struct {
 	RateLimit float64
 	RateBurst int
 	// MaxRejected is how many messages in a row may be refused by the rate
-	// limit before the session is closed with 1008. Zero means 100.
+	// limit before the session is closed with 1008. Zero means 100; at
+	// most 65535.
 	MaxRejected int
 	// MaxBadMessages is how many malformed messages in a row close the
-	// session with 1008. Zero means 20.
+	// session with 1008. Zero means 20; at most 65535.
 	MaxBadMessages int
 	// MaxMessage is the inbound size limit advertised in WELCOME. Zero means
 	// 64 KiB.
@@ -103,6 +105,8 @@ func (c *Config) setDefaults() error {
 	case !(c.RateLimit >= 0) || c.RateBurst < 1 || // !(>=) also refuses NaN
 		c.MaxRejected < 1 || c.MaxBadMessages < 1:
 		return errors.New("session: rate limit, burst, max rejected and max bad messages must be positive")
+	case c.MaxRejected > math.MaxUint16 || c.MaxBadMessages > math.MaxUint16:
+		return errors.New("session: max rejected and max bad messages must be at most 65535")
 	case c.ReplayMessages < 1 || c.ReplayBytes < 1 || c.MaxResumesPerMinute < 1:
 		return errors.New("session: replay bounds and resume rate must be positive")
 	case len(c.Node) > protocol.MaxNodeLen:
@@ -138,6 +142,8 @@ type Hub struct {
 	stats  Stats
 
 	msgInterval int64 // nanoseconds per message of the rate limit
+	quietAck    int64 // nanoseconds: see Session.askSoon
+	bounds      bounds
 
 	// Every session is in one of the two maps until it ends: the sweeper
 	// goes over both.
@@ -167,6 +173,8 @@ func NewHub(cfg Config, router Router) (*Hub, error) {
 		done:    make(chan struct{}),
 
 		msgInterval: int64(float64(time.Second) / cfg.RateLimit),
+		quietAck:    int64(min(time.Second, cfg.PingInterval)),
+		bounds:      newBounds(cfg.ReplayMessages, cfg.ReplayBytes),
 	}
 	h.wg.Add(1)
 	go h.sweep()
@@ -241,7 +249,6 @@ func (h *Hub) Stop() {
 func (h *Hub) Open(c Conn) *Session {
 	s := &Session{hub: h, conn: c}
 	s.deadline.Store(time.Now().Add(h.cfg.HelloTimeout).UnixNano())
-	s.buf.setBounds(h.cfg.ReplayMessages, h.cfg.ReplayBytes)
 	h.mu.Lock()
 	h.pending[s] = struct{}{}
 	h.mu.Unlock()
@@ -346,7 +353,7 @@ func (h *Hub) message(s *Session, c Conn, msg []byte) {
 		return
 	}
 	t, body, err := protocol.Split(msg)
-	if s.frozen.Load() {
+	if s.flags.Load()&flagFrozen != 0 {
 		if err != nil || sequenced(t) {
 			s.hold(msg, h.cfg.ReplayBytes)
 		}
@@ -361,7 +368,7 @@ func (h *Hub) message(s *Session, c Conn, msg []byte) {
 	}
 	if !s.budget.allow(time.Now().UnixNano(), h.msgInterval, h.cfg.RateBurst) {
 		h.stats.RateLimited.Add(1)
-		s.rejectedInRow++
+		s.rejectedInRow = min(s.rejectedInRow+1, math.MaxUint16)
 		if int(s.rejectedInRow) >= h.cfg.MaxRejected {
 			s.Close(protocol.ClosePolicyViolation, "message rate limit exceeded")
 			return
@@ -393,8 +400,9 @@ func (h *Hub) message(s *Session, c Conn, msg []byte) {
 		if p.Ack != 0 {
 			s.ack(p.Ack)
 		}
-		if sent := s.pingSentAt.Load(); sent != 0 && p.Nonce == s.pingNonce.Load() {
-			s.rtt.Store(time.Now().UnixNano() - sent)
+		if sent := s.pingSent.Load(); sent != 0 && p.Nonce == s.pingNonce.Load() {
+			// Unsigned arithmetic: right across the clock's wrap.
+			s.rtt.Store(max(uint32(time.Now().UnixNano()/1e3)-sent, 1))
 			h.stats.PongsReceived.Add(1)
 		}
 	case t == protocol.TypeHello || t == protocol.TypeResume:
@@ -448,7 +456,7 @@ func (h *Hub) badReq(s *Session, err error, t protocol.MsgType, reqID uint32) {
 	s.SendError(pe, t, reqID)
 	switch pe.Code {
 	case protocol.CodeBadRequest, protocol.CodeUnknownType, protocol.CodeHelloRequired, protocol.CodeTooLarge:
-		s.badInRow++ // malformed or out of order: a broken or hostile client
+		s.badInRow = min(s.badInRow+1, math.MaxUint16) // malformed or out of order: a broken or hostile client
 	default:
 		return // a refused request (room full, not in a room...): a normal answer
 	}
@@ -507,10 +515,7 @@ func (h *Hub) hello(s *Session, body []byte) {
 		h.refuseAuth(s, err, protocol.TypeHello)
 		return
 	}
-	s.auth = newIdentity(id.UserID, id.Claims)
-	if !id.Expires.IsZero() {
-		s.expires.Store(id.Expires.UnixNano())
-	}
+	s.auth = newIdentity(id.UserID, id.Claims, unixNano(id.Expires))
 	s.id = newSessionID()
 	s.token = newResumeToken()
 	h.mu.Lock()
@@ -594,7 +599,7 @@ func (h *Hub) resume(p *Session, body []byte) {
 			return
 		}
 		if !id.Expires.IsZero() {
-			s.expires.Store(id.Expires.UnixNano())
+			s.auth.expires.Store(id.Expires.UnixNano())
 		}
 	}
 	if e := h.attach(p, s, m.LastSeq); e != nil {
@@ -689,11 +694,12 @@ func (h *Hub) attach(p, s *Session, lastSeq uint64) *protocol.Error {
 // allowResume takes a token from s's resume bucket (MaxResumesPerMinute,
 // refilled evenly over the minute). Lock must be held.
 func (h *Hub) allowResume(s *Session) bool {
-	if s.resumes == nil {
+	c := s.coldPart()
+	if c.resumes == nil {
 		n := h.cfg.MaxResumesPerMinute
-		s.resumes = rate.NewLimiter(rate.Every(time.Minute/time.Duration(n)), n)
+		c.resumes = rate.NewLimiter(rate.Every(time.Minute/time.Duration(n)), n)
 	}
-	return s.resumes.Allow()
+	return c.resumes.Allow()
 }
 
 // sweep runs the heartbeats: it pings sessions that are due, closes those
@@ -724,13 +730,13 @@ func (h *Hub) sweepSessions(now int64, sessions []*Session) {
 	for _, s := range sessions {
 		switch s.state.Load() {
 		case stateAwaitHello:
-			if now > s.deadline.Load() && s.expired.CompareAndSwap(false, true) {
+			if now > s.deadline.Load() && s.setFlag(flagHelloExpired) {
 				h.stats.HelloTimeouts.Add(1)
 				s.SendError(protocol.NewError(protocol.CodeHelloTimeout, "no hello within the time limit"), 0, 0)
 				s.Close(protocol.CloseHelloTimeout, "hello timeout")
 			}
 		case stateActive:
-			if exp := s.expires.Load(); exp != 0 && now > exp {
+			if exp := s.expiry(); exp != 0 && now > exp {
 				h.stats.AuthFailed.Add(1)
 				s.SendError(ErrTokenExpired, 0, 0)
 				s.Close(protocol.CloseUnauthorized, "token expired")

@@ -36,7 +36,7 @@ type State struct {
 // has reached its room before Freeze returns.
 func (s *Session) Freeze() {
 	s.msgMu.Lock()
-	s.frozen.Store(true)
+	s.flags.Or(flagFrozen)
 	s.msgMu.Unlock()
 }
 
@@ -46,12 +46,13 @@ func (s *Session) Freeze() {
 func (s *Session) Thaw() {
 	s.msgMu.Lock()
 	defer s.msgMu.Unlock()
-	s.frozen.Store(false)
-	held := s.held
-	s.held = nil
-	if held == nil {
+	s.flags.And(^flagFrozen)
+	c := s.cold.Load()
+	if c == nil || c.held == nil {
 		return
 	}
+	held := c.held
+	c.held = nil
 	for _, m := range held.msgs {
 		s.hub.message(s, nil, m)
 	}
@@ -69,10 +70,11 @@ type heldMsgs struct {
 // until Thaw are dropped (a gap would reorder the client's messages).
 // msgMu must be held.
 func (s *Session) hold(msg []byte, max int) {
-	if s.held == nil {
-		s.held = &heldMsgs{}
+	c := s.coldPart()
+	if c.held == nil {
+		c.held = &heldMsgs{}
 	}
-	h := s.held
+	h := c.held
 	if h.full || h.bytes+len(msg) > max {
 		h.full = true
 		return
@@ -86,7 +88,7 @@ func (s *Session) hold(msg []byte, max int) {
 func (h *Hub) Export(s *Session, seat []byte) State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := State{ID: s.id, Token: s.token.String(), UserID: s.UserID(), Claims: s.Claims(), Expires: s.expires.Load(),
+	st := State{ID: s.id, Token: s.token.String(), UserID: s.UserID(), Claims: s.Claims(), Expires: s.expiry(),
 		OutSeq: s.outSeq, InSeq: s.inSeq.Load(), FirstSeq: s.buf.firstSeq, Seat: seat}
 	s.buf.each(0, func(_ uint64, f *frame.Frame) { st.Replay = append(st.Replay, append([]byte(nil), f.B...)) })
 	if len(st.Replay) == 0 {
@@ -136,17 +138,18 @@ func (h *Hub) Import(st State) (*Session, error) {
 		return nil, errors.New("session: state with an inconsistent replay buffer")
 	}
 	s := &Session{
-		hub: h, id: st.ID, token: tok, auth: newIdentity(st.UserID, st.Claims),
+		hub: h, id: st.ID, token: tok, auth: newIdentity(st.UserID, st.Claims, st.Expires),
 		outSeq: st.OutSeq,
 	}
-	s.expires.Store(st.Expires)
 	s.inSeq.Store(st.InSeq)
-	s.buf.setBounds(max(h.cfg.ReplayMessages, len(st.Replay)), h.cfg.ReplayBytes)
+	if len(st.Replay) > int(h.bounds.msgs) {
+		s.coldPart().bounds = newBounds(len(st.Replay), h.cfg.ReplayBytes)
+	}
 	for i, b := range st.Replay {
 		f := frame.New()
 		f.Grow(len(b))
 		f.B = append(f.B, b...)
-		s.buf.push(st.FirstSeq+uint64(i), f.Seal())
+		s.buf.push(st.FirstSeq+uint64(i), f.Seal(), s.bounds())
 		f.Release()
 	}
 	s.state.Store(stateDetached)

@@ -20,9 +20,11 @@ type replay struct {
 	off        int32 // position of the oldest frame in head
 	n          int32 // frames held
 	sinceAsk   int32 // frames pushed since the last ack or ask
-	maxMsgs    int32
-	maxBytes   int32
 }
+
+// bounds are a replay buffer's limits: the hub's, or a moved session's
+// own (see Session.bounds).
+type bounds struct{ msgs, bytes int32 }
 
 // askEvery is how many frames pushed since the last ack or ask make the
 // session ask the client for an ack (a PING); half the count bound when
@@ -33,14 +35,13 @@ const askEvery = 32
 // bound plus one frame) fits an int32.
 const maxReplayBytes = 1 << 30
 
-// setBounds sets the buffer's bounds; a byte bound past 1 GiB holds at
-// that.
-func (b *replay) setBounds(msgs, bytes int) {
-	b.maxMsgs = int32(min(max(msgs, 1), math.MaxInt32))
-	b.maxBytes = int32(min(max(bytes, 1), maxReplayBytes))
+// newBounds returns the bounds for msgs messages and bytes bytes; a byte
+// bound past 1 GiB holds at that.
+func newBounds(msgs, bytes int) bounds {
+	return bounds{msgs: int32(min(max(msgs, 1), math.MaxInt32)), bytes: int32(min(max(bytes, 1), maxReplayBytes))}
 }
 
-func (b *replay) askStep() int32 { return max(min(askEvery, b.maxMsgs/2), 1) }
+func (l bounds) askStep() int32 { return max(min(askEvery, l.msgs/2), 1) }
 
 // chunkLen frames per chunk: 136 bytes, the allocator's 144-byte class.
 const chunkLen = 16
@@ -53,11 +54,11 @@ type replayChunk struct {
 var replayChunks = sync.Pool{New: func() any { return new(replayChunk) }}
 
 // push appends the frame with sequence number seq (always the previous
-// seq + 1), dropping the oldest entries past the bounds. It reports
+// seq + 1), dropping the oldest entries past the bounds lim. It reports
 // whether to ask the client for an ack: when askStep frames were pushed
 // since the last ack that released something, or since the last ask.
-func (b *replay) push(seq uint64, f *frame.Frame) (ask bool) {
-	if b.n >= b.maxMsgs {
+func (b *replay) push(seq uint64, f *frame.Frame, lim bounds) (ask bool) {
+	if b.n >= lim.msgs {
 		b.dropOldest()
 	}
 	if b.n == 0 {
@@ -76,11 +77,11 @@ func (b *replay) push(seq uint64, f *frame.Frame) (ask bool) {
 	b.tail.frames[i] = f
 	b.n++
 	b.bytes += int32(f.Len())
-	for b.bytes > b.maxBytes && b.n > 1 {
+	for b.bytes > lim.bytes && b.n > 1 {
 		b.dropOldest()
 	}
 	b.sinceAsk++
-	if b.sinceAsk >= b.askStep() {
+	if b.sinceAsk >= lim.askStep() {
 		b.sinceAsk = 0
 		return true
 	}

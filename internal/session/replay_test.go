@@ -18,10 +18,11 @@ func held(b *replay, after uint64) (seqs []uint64) {
 }
 
 func TestReplayBoundsAndAcks(t *testing.T) {
-	b := replay{maxMsgs: 4, maxBytes: 1 << 20}
+	var b replay
+	lim := newBounds(4, 1<<20)
 	for seq := uint64(1); seq <= 6; seq++ {
 		f := testFrame(10)
-		b.push(seq, f)
+		b.push(seq, f, lim)
 		f.Release()
 	}
 	if b.n != 4 || b.firstSeq != 3 {
@@ -50,10 +51,11 @@ func TestReplayBoundsAndAcks(t *testing.T) {
 }
 
 func TestReplayByteBound(t *testing.T) {
-	b := replay{maxMsgs: 1000, maxBytes: 100}
+	var b replay
+	lim := newBounds(1000, 100)
 	for seq := uint64(1); seq <= 10; seq++ {
 		f := testFrame(30) // 32 bytes on the wire
-		b.push(seq, f)
+		b.push(seq, f, lim)
 		f.Release()
 	}
 	if b.bytes > 100 || b.n != 3 || b.firstSeq != 8 {
@@ -66,13 +68,14 @@ func TestReplayByteBound(t *testing.T) {
 }
 
 func TestReplayReleasesFrames(t *testing.T) {
-	b := replay{maxMsgs: 2, maxBytes: 1 << 20}
+	var b replay
+	lim := newBounds(2, 1<<20)
 	f := testFrame(1)
-	b.push(1, f)
-	b.push(2, f)
-	b.push(3, f) // drops seq 1's reference
-	f.Release()  // ours
-	b.reset()    // the last two; a double release would panic
+	b.push(1, f, lim)
+	b.push(2, f, lim)
+	b.push(3, f, lim) // drops seq 1's reference
+	f.Release()       // ours
+	b.reset()         // the last two; a double release would panic
 }
 
 // Frames cross chunk boundaries in order: the count bound drops from the
@@ -80,12 +83,13 @@ func TestReplayReleasesFrames(t *testing.T) {
 // reports.
 func TestReplayAcrossChunks(t *testing.T) {
 	const max = 2*chunkLen + 5
-	b := replay{maxMsgs: max, maxBytes: 1 << 20}
+	var b replay
+	lim := newBounds(max, 1<<20)
 	frames := make([]*frame.Frame, 0, 100)
 	for seq := uint64(1); seq <= 100; seq++ {
 		f := testFrame(int(seq))
 		frames = append(frames, f)
-		b.push(seq, f)
+		b.push(seq, f, lim)
 	}
 	if b.n != max || b.firstSeq != 100-max+1 {
 		t.Fatalf("held %d from %d, want %d from %d", b.n, b.firstSeq, max, 100-max+1)
@@ -132,14 +136,15 @@ func TestReplayPushAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items")
 	}
-	b := replay{maxMsgs: 1024, maxBytes: 1 << 20}
+	var b replay
+	lim := newBounds(1024, 1<<20)
 	f := testFrame(100)
 	defer f.Release()
 	seq := uint64(0)
 	allocs := testing.AllocsPerRun(100, func() {
 		for i := 0; i < 100; i++ {
 			seq++
-			b.push(seq, f)
+			b.push(seq, f, lim)
 		}
 		b.ack(seq - 10)
 	})
@@ -151,11 +156,12 @@ func TestReplayPushAllocatesNothing(t *testing.T) {
 
 // BenchmarkReplayPush measures what holding a sent frame costs a session.
 func BenchmarkReplayPush(b *testing.B) {
-	r := replay{maxMsgs: 1024, maxBytes: 1 << 20}
+	var r replay
+	lim := newBounds(1024, 1<<20)
 	f := testFrame(100)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		r.push(uint64(i+1), f)
+		r.push(uint64(i+1), f, lim)
 		if r.n == 512 {
 			r.ack(uint64(i + 1))
 		}
@@ -168,13 +174,13 @@ func BenchmarkReplayPush(b *testing.B) {
 // or the last ask, and after half the bound when that is less.
 func TestReplayAsksForAcks(t *testing.T) {
 	var b replay
-	b.setBounds(1024, 1<<20)
+	lim := newBounds(1024, 1<<20)
 	f := testFrame(1)
 	defer f.Release()
 	var asked []uint64
 	push := func(from, to uint64) {
 		for seq := from; seq <= to; seq++ {
-			if b.push(seq, f) {
+			if b.push(seq, f, lim) {
 				asked = append(asked, seq)
 			}
 		}
@@ -191,7 +197,7 @@ func TestReplayAsksForAcks(t *testing.T) {
 	}
 	b.reset()
 	asked = nil
-	b.setBounds(10, 1<<20)
+	lim = newBounds(10, 1<<20)
 	push(141, 160)
 	if want := []uint64{145, 150, 155, 160}; !equalSeqs(asked, want) {
 		t.Fatalf("bound 10: asked at %v, want %v", asked, want)

@@ -289,6 +289,56 @@ func TestSessionAsksForAck(t *testing.T) {
 	}
 }
 
+// A session that was sent fewer than askEvery messages and went quiet is
+// asked for its ack within about a second (quietAck plus a sweep), not a
+// whole ping interval later, so what it holds for replay is released. A
+// session sent nothing is not pinged early.
+func TestQuietSessionAskedForAck(t *testing.T) {
+	h := testHub(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute}, &countingRouter{})
+	s, c, _ := welcomed(t, h)
+	_, idle, _ := welcomed(t, h)
+	pings := func(c *fakeConn) (n int, last protocol.Ping) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, m := range c.msgs {
+			if tp, body, err := protocol.Split(m); err == nil && tp == protocol.TypePing {
+				n++
+				if err := last.Decode(body); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return n, last
+	}
+	for i := 0; i < 3; i++ {
+		if err := s.SendMessage(&protocol.ErrorMsg{Code: protocol.CodeRoomNotFound}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := pings(c); n != 0 {
+		t.Fatalf("%d pings right after 3 messages, want 0 (the ask waits for quiet)", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	n, ping := pings(c)
+	for n == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		n, ping = pings(c)
+	}
+	if n != 1 {
+		t.Fatalf("%d pings 5 s after the messages, want 1 (the ping interval is a minute)", n)
+	}
+	if n, _ := pings(idle); n != 0 {
+		t.Fatalf("a session sent nothing was pinged %d times", n)
+	}
+	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: 3}).Append(nil))
+	s.mu.Lock()
+	held, chunk := s.buf.n, s.buf.head
+	s.mu.Unlock()
+	if held != 0 || chunk != nil {
+		t.Fatalf("after the ack: %d held, chunk %p; want none", held, chunk)
+	}
+}
+
 // The server's PONG acknowledges the client's sequenced messages, as its
 // PING does.
 func TestPongCarriesAck(t *testing.T) {

@@ -64,42 +64,77 @@ var ErrClosed = errors.New("session: closed")
 // Session is one player's presence on the server, across the connections
 // that carry it.
 type Session struct {
-	hub       *Hub
-	id        string // set at WELCOME; fixed after
-	token     token  // resume token (mu)
+	hub   *Hub
+	id    string // set at WELCOME; fixed after
+	token token  // resume token (mu)
+
 	state     atomic.Uint32
+	flags     atomic.Uint32 // flagFrozen, flagHelloExpired
 	pingNonce atomic.Uint32 // of the last server PING (heartbeat, below)
+	pingSent  atomic.Uint32 // when it went, in Unix microseconds mod 2^32
 	budget    budget        // messages the client may send (msgMu)
 	auth      *identity     // nil for an anonymous session
-	expires   atomic.Int64  // Unix nanoseconds; 0 = never
 	// deadline is when the sweeper ends the session, in Unix nanoseconds:
 	// the hello timeout while it awaits HELLO, the end of the resume
 	// window while it is detached; unused while active.
 	deadline atomic.Int64
+	nextPing atomic.Int64 // Unix nanoseconds
 
-	// Guarded by mu: the connection and the outbound sequence.
-	mu      sync.Mutex
-	conn    Conn
-	outSeq  uint64 // last sequence number sent
-	buf     replay
-	resumes *rate.Limiter // made at the first resume
+	// Guarded by mu: the connection, the outbound sequence and the
+	// router's value.
+	mu     sync.Mutex
+	conn   Conn
+	outSeq uint64 // last sequence number sent
+	buf    replay
+	data   any
 
-	msgMu   sync.Mutex    // held while a client message is handled (see Freeze)
-	inSeq   atomic.Uint64 // sequenced messages received from the client
-	frozen  atomic.Bool   // moving to another node: client messages are held
-	expired atomic.Bool   // the hello timeout fired (once)
+	msgMu sync.Mutex    // held while a client message is handled (see Freeze)
+	inSeq atomic.Uint64 // sequenced messages received from the client
+	rtt   atomic.Uint32 // microseconds; 0 until measured
+
+	// Touched only by the goroutine that delivers this session's messages;
+	// they stop counting at their cap (Config.validate bounds the limits).
+	rejectedInRow uint16
+	badInRow      uint16
+
+	// cold holds what few sessions need, made on first use.
+	cold atomic.Pointer[coldState]
+}
+
+// Session flags.
+const (
+	flagFrozen       uint32 = 1 << iota // moving to another node: client messages are held
+	flagHelloExpired                    // the hello timeout fired (once)
+)
+
+// setFlag sets f and reports whether this call set it.
+func (s *Session) setFlag(f uint32) bool { return s.flags.Or(f)&f == 0 }
+
+// coldState is the part of a session that only some sessions use.
+type coldState struct {
+	resumes *rate.Limiter // resumes allowed (mu)
 	held    *heldMsgs     // client messages that arrived while frozen (msgMu)
+	// bounds, when set, replace the hub's replay bounds: a session moved
+	// here holding more than they allow keeps what it brought. Set before
+	// the session is published, then fixed.
+	bounds bounds
+}
 
-	// Touched only by the goroutine that delivers this session's messages.
-	rejectedInRow int32
-	badInRow      int32
+// coldPart returns s's cold state, making it on first use.
+func (s *Session) coldPart() *coldState {
+	if c := s.cold.Load(); c != nil {
+		return c
+	}
+	s.cold.CompareAndSwap(nil, new(coldState))
+	return s.cold.Load()
+}
 
-	// Heartbeat: the sweeper writes pings, the message goroutine reads pongs.
-	nextPing   atomic.Int64 // Unix nanoseconds
-	pingSentAt atomic.Int64
-	rtt        atomic.Int64 // nanoseconds; 0 until measured
-
-	data atomic.Pointer[any]
+// bounds are the session's replay bounds.
+func (s *Session) bounds() bounds {
+	if c := s.cold.Load(); c != nil && c.bounds.msgs != 0 {
+		return c.bounds
+	}
+	return s.hub.bounds
 }
 
 // attachedTo reports whether c is the session's connection.
@@ -130,7 +165,7 @@ func (s *Session) Claims() map[string]any {
 
 // RTT is the latest round-trip time the server measured with its own pings,
 // or 0 before the first pong.
-func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
+func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) * time.Microsecond }
 
 // Active reports whether the session completed HELLO and has a connection.
 func (s *Session) Active() bool { return s.state.Load() == stateActive }
@@ -149,14 +184,17 @@ func (s *Session) Connected() bool { return s.state.Load() == stateActive }
 
 // Data returns the router's value stored with SetData.
 func (s *Session) Data() any {
-	if p := s.data.Load(); p != nil {
-		return *p
-	}
-	return nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.data
 }
 
 // SetData stores a value of the router's with the session.
-func (s *Session) SetData(v any) { s.data.Store(&v) }
+func (s *Session) SetData(v any) {
+	s.mu.Lock()
+	s.data = v
+	s.mu.Unlock()
+}
 
 // Send queues a sealed frame as the session's next sequenced message: it is
 // kept for replay until the client acknowledges it, and goes out at the
@@ -173,9 +211,12 @@ func (s *Session) Send(f *frame.Frame) error {
 		return s.conn.Send(f, 0)
 	}
 	s.outSeq++
-	ask := s.buf.push(s.outSeq, f)
+	ask := s.buf.push(s.outSeq, f, s.bounds())
 	if s.conn == nil {
 		return nil // detached: kept for the resume
+	}
+	if s.buf.n == 1 && !ask {
+		s.askSoon()
 	}
 	if err := s.conn.Send(f, s.outSeq); err != nil || !ask {
 		return err
@@ -187,13 +228,23 @@ func (s *Session) Send(f *frame.Frame) error {
 	return err
 }
 
+// askSoon brings the next PING, whose PONG carries the client's ack, to
+// within quietAck: the first message held for replay is released about a
+// second after the session goes quiet, not a whole ping interval later.
+func (s *Session) askSoon() {
+	due := time.Now().UnixNano() + s.hub.quietAck
+	if due < s.nextPing.Load() {
+		s.nextPing.Store(due)
+	}
+}
+
 // newPing makes the session's next PING: it carries the ack of the
 // client's messages, and its PONG measures the round trip and brings the
 // client's ack.
 func (s *Session) newPing(now int64) *frame.Frame {
 	h := s.hub
-	m := protocol.Ping{Nonce: s.pingNonce.Add(1), RTTMicros: uint32(min(s.rtt.Load()/1000, 1<<32-1)), Ack: s.inSeq.Load()}
-	s.pingSentAt.Store(now)
+	m := protocol.Ping{Nonce: s.pingNonce.Add(1), RTTMicros: s.rtt.Load(), Ack: s.inSeq.Load()}
+	s.pingSent.Store(uint32(now / 1e3))
 	s.nextPing.Store(now + int64(h.cfg.PingInterval))
 	h.stats.PingsSent.Add(1)
 	f := frame.New()
@@ -277,15 +328,36 @@ func (s *Session) ack(seq uint64) {
 // identity is who an authenticated session's client is; kept apart so an
 // anonymous session does not carry it.
 type identity struct {
-	userID string
-	claims map[string]any
+	userID  string
+	claims  map[string]any
+	expires atomic.Int64 // Unix nanoseconds; 0 = never
 }
 
-func newIdentity(userID string, claims map[string]any) *identity {
-	if userID == "" && claims == nil {
+// newIdentity returns nil for an anonymous session (all three empty).
+func newIdentity(userID string, claims map[string]any, expires int64) *identity {
+	if userID == "" && claims == nil && expires == 0 {
 		return nil
 	}
-	return &identity{userID: userID, claims: claims}
+	id := &identity{userID: userID, claims: claims}
+	id.expires.Store(expires)
+	return id
+}
+
+// unixNano is t in Unix nanoseconds, 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// expiry is when the session's token expires, in Unix nanoseconds; 0 for
+// never.
+func (s *Session) expiry() int64 {
+	if s.auth == nil {
+		return 0
+	}
+	return s.auth.expires.Load()
 }
 
 // A token is a resume token: random bytes, sent as unpadded base64url
