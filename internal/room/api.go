@@ -17,12 +17,22 @@ import (
 
 var _ game.Room = (*room)(nil)
 
-func (r *room) ID() string          { return r.id }
-func (r *room) Kind() string        { return r.kind.name }
-func (r *room) Tick() uint64        { return r.tick }
-func (r *room) TickRate() int       { return r.tickRate }
-func (r *room) Now() time.Time      { return r.m.now() }
-func (r *room) Logger() *zap.Logger { return r.log }
+func (r *room) ID() string     { return r.id }
+func (r *room) Kind() string   { return r.kind.name }
+func (r *room) Tick() uint64   { return r.tick }
+func (r *room) TickRate() int  { return r.tickRate }
+func (r *room) Now() time.Time { return r.m.now() }
+
+// Logger returns the server's logger with the room's fields. It is made
+// on first use: most rooms never log, and a logger with fields of its own
+// costs about a kilobyte.
+func (r *room) Logger() *zap.Logger {
+	if l := r.log.Load(); l != nil {
+		return l
+	}
+	r.log.CompareAndSwap(nil, r.m.log.With(zap.String("room", r.id), zap.String("kind", r.kind.name), zap.String("node", r.m.cfg.Node)))
+	return r.log.Load()
+}
 
 func (r *room) Players() []game.Player { return r.gamePlayer }
 
@@ -189,7 +199,7 @@ func (r *room) Go(fn func(ctx context.Context) func(game.Room)) {
 			if v := recover(); v != nil {
 				// A panic off the loop disposes the room like one on it.
 				r.m.stats.Panics.Add(1)
-				r.log.Error("room Go function panicked: disposing the room", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+				r.Logger().Error("room Go function panicked: disposing the room", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
 				r.post(event{kind: evCall, fn: func(game.Room) { panic(v) }}, true)
 			}
 		}()
@@ -211,7 +221,7 @@ func (r *room) SetMetadata(key string, value any) {
 	}
 	raw, err := msgpack.Marshal(r.metadata)
 	if err != nil {
-		r.log.Warn("room metadata does not encode", zap.String("key", key), zap.Error(err))
+		r.Logger().Warn("room metadata does not encode", zap.String("key", key), zap.Error(err))
 		delete(r.metadata, key)
 		return
 	}

@@ -47,7 +47,7 @@ func benchRoom(b *testing.B, n int) (*room, []*sink) {
 	if err := m.Register("bench", func() game.Handler { return game.Base{} }, game.RoomConfig{MaxPlayers: n}); err != nil {
 		b.Fatal(err)
 	}
-	r := &room{m: m, kind: m.kinds["bench"], id: "bench", tickRate: 20, log: m.log}
+	r := &room{m: m, kind: m.kinds["bench"], id: "bench", tickRate: 20}
 	r.handler = game.Base{}
 	r.enc = newEncoder(&r.encW)
 	sinks := make([]*sink, n)

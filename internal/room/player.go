@@ -11,14 +11,20 @@ type player struct {
 	member Member
 	room   *room
 	data   any
-	// heldUntil is when a seat held for a player of another node (a
-	// restored or moved room) expires, in Unix nanoseconds; 0 otherwise.
-	heldUntil int64
-	index     int32 // position in room.players
-	seated    bool  // OnJoin accepted and OnLeave not yet called
-	dropped   bool  // the connection is lost; the seat waits for a resume
-	gone      bool  // left, or refused at join
-	dirty     bool  // has frames queued since the last flush
+	index  int32 // position in room.players
+	// A seat held for a player of another node (a restored or moved
+	// room) has a *heldMember as its member, which says until when.
+	seated  bool // OnJoin accepted and OnLeave not yet called
+	dropped bool // the connection is lost; the seat waits for a resume
+	gone    bool // left, or refused at join
+	dirty   bool // has frames queued since the last flush
+}
+
+// held returns the seat's heldMember while it is held for a player of
+// another node.
+func (p *player) held() (*heldMember, bool) {
+	h, ok := p.member.(*heldMember)
+	return h, ok
 }
 
 func (p *player) ID() string         { return p.id }

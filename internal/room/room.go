@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gameserver/gameserver/game"
@@ -91,7 +92,7 @@ type room struct {
 	dueIndex    int       // place in the shard's deadline heap; -1 when absent
 	finished    bool
 	handler     game.Handler
-	log         *zap.Logger
+	log         atomic.Pointer[zap.Logger] // see Logger
 	ctx         context.Context
 	cancel      context.CancelFunc
 	tick        uint64
@@ -149,7 +150,6 @@ func (m *Manager) newRoomLocked(k *kind, id string, filters game.Options) *room 
 		createdCh:  make(chan struct{}),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.log = m.log.With(zap.String("room", r.id), zap.String("kind", k.name), zap.String("node", m.cfg.Node))
 	r.enc = newEncoder(&r.encW)
 	m.rooms[r.id] = r
 	k.rooms.Add(1)
@@ -219,7 +219,7 @@ func (r *room) isClosed() bool {
 // panicked disposes the room after a panic in game code.
 func (r *room) panicked(v any) {
 	r.m.stats.Panics.Add(1)
-	r.log.Error("room panicked: disposing it", zap.Any("panic", v), zap.Uint64("tick", r.tick), zap.ByteString("stack", debug.Stack()))
+	r.Logger().Error("room panicked: disposing it", zap.Any("panic", v), zap.Uint64("tick", r.tick), zap.ByteString("stack", debug.Stack()))
 	if r.disposing == "" {
 		r.disposing = "internal error"
 	}
@@ -288,10 +288,10 @@ func (r *room) handle(ev event) {
 		}
 	case evHold:
 		if p := ev.p; p.seated {
-			p.heldUntil = r.m.now().Add(r.kind.cfg.ResumeWindow).UnixNano()
 			// The member's channel is gone: keep what the room sends for
 			// the session's new node.
-			p.member = &heldMember{sessionID: p.member.ID(), userID: p.member.UserID()}
+			p.member = &heldMember{sessionID: p.member.ID(), userID: p.member.UserID(),
+				until: r.m.now().Add(r.kind.cfg.ResumeWindow).UnixNano()}
 			if !p.dropped {
 				p.dropped = true
 				if rs, ok := r.handler.(game.Resumer); ok {
@@ -345,7 +345,7 @@ func (r *room) join(ev event) {
 	// takes that seat back rather than a new one.
 	if uid := p.member.UserID(); uid != "" {
 		for _, q := range r.players {
-			if q.heldUntil != 0 && q.member.UserID() == uid {
+			if _, held := q.held(); held && q.member.UserID() == uid {
 				r.m.releaseSeat(r) // the reservation: the held seat is counted already
 				mb := p.member
 				p.gone = true
@@ -483,7 +483,7 @@ func (r *room) onTick(now time.Time) {
 		r.overruns++
 		if now.Sub(r.lastWarn) > 10*time.Second {
 			r.lastWarn = now
-			r.log.Warn("tick over budget", zap.Duration("took", d), zap.Duration("budget", budget), zap.Uint64("tick", r.tick))
+			r.Logger().Warn("tick over budget", zap.Duration("took", d), zap.Duration("budget", budget), zap.Uint64("tick", r.tick))
 		}
 	}
 	if r.tick%uint64(r.tickRate) == 0 {
@@ -616,7 +616,9 @@ func (r *room) finish() {
 	r.kind.rooms.Add(-1)
 	r.m.stats.Rooms.Add(-1)
 	r.m.stats.RoomsDisposed.Add(1)
-	r.log.Debug("room disposed", zap.String("reason", reason))
+	if r.m.log.Core().Enabled(zap.DebugLevel) {
+		r.Logger().Debug("room disposed", zap.String("reason", reason))
+	}
 }
 
 // safely runs fn, logging instead of propagating a panic.
@@ -624,7 +626,7 @@ func (r *room) safely(fn func()) {
 	defer func() {
 		if v := recover(); v != nil {
 			r.m.stats.Panics.Add(1)
-			r.log.Error("room panicked while disposing", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			r.Logger().Error("room panicked while disposing", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
 		}
 	}()
 	fn()
@@ -649,7 +651,7 @@ func (r *room) sendErr(p *player, err error, ref protocol.MsgType, reqID uint32)
 	if ge := asGameError(err); ge != nil {
 		m.Code, m.Message = protocol.Code(ge.Code), ge.Message
 	} else {
-		r.log.Warn("room callback failed", zap.Error(err))
+		r.Logger().Warn("room callback failed", zap.Error(err))
 		m.Code, m.Message = protocol.CodeInternal, "internal error"
 	}
 	r.sendMsgAnyway(p, &m)

@@ -154,8 +154,8 @@ func (r *room) restoreFrom(env *Envelope) error {
 	}
 	deadline := r.m.now().Add(r.kind.cfg.ResumeWindow).UnixNano()
 	for _, st := range env.Seats {
-		p := &player{id: st.PlayerID, member: &heldMember{sessionID: st.SessionID, userID: st.UserID}, room: r,
-			seated: true, dropped: true, heldUntil: deadline, index: int32(len(r.players))}
+		p := &player{id: st.PlayerID, member: &heldMember{sessionID: st.SessionID, userID: st.UserID, until: deadline}, room: r,
+			seated: true, dropped: true, index: int32(len(r.players))}
 		r.players = append(r.players, p)
 		r.gamePlayer = append(r.gamePlayer, p)
 		r.m.stats.Players.Add(1)
@@ -207,7 +207,6 @@ func (r *room) reseat(mb Member, playerID string) {
 		h.handOver(mb)
 	}
 	p.member = mb
-	p.heldUntil = 0
 	mb.SetData(p)
 	if !p.dirty {
 		p.dirty = true
@@ -224,11 +223,11 @@ func (r *room) reseat(mb Member, playerID string) {
 func (r *room) expireHeld(now time.Time) {
 	for i := len(r.players) - 1; i >= 0; i-- {
 		p := r.players[i]
-		if p.heldUntil != 0 && now.UnixNano() > p.heldUntil {
-			r.log.Debug("held seat expired", zap.String("player", p.id))
-			if h, ok := p.member.(*heldMember); ok {
-				h.drop()
+		if h, ok := p.held(); ok && now.UnixNano() > h.until {
+			if r.m.log.Core().Enabled(zap.DebugLevel) {
+				r.Logger().Debug("held seat expired", zap.String("player", p.id))
 			}
+			h.drop()
 			r.leave(p, game.LeaveDropped, 0, nil)
 		}
 	}
@@ -240,6 +239,7 @@ func (r *room) expireHeld(now time.Time) {
 // so the player misses nothing.
 type heldMember struct {
 	sessionID, userID string
+	until             int64 // when the seat is released, in Unix nanoseconds
 	data              any
 	frames            []*frame.Frame
 	bytes             int

@@ -100,7 +100,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	}
 	var again []byte
 	err = b.call(ctx, roomID, func(r *room) error {
-		if len(r.players) != 2 || !r.players[0].dropped || r.players[0].heldUntil == 0 {
+		if len(r.players) != 2 || !r.players[0].dropped || !heldSeat(r.players[0]) {
 			t.Errorf("restored seats not held: %+v", r.players)
 		}
 		g, err := r.handler.(game.Snapshotter).Snapshot(r)
@@ -159,4 +159,9 @@ func TestRestoreRefusals(t *testing.T) {
 	if _, err := m.Snapshot(ctx, info.ID, false); err != ErrNotSnapshotter {
 		t.Fatalf("snapshot of a non-snapshotter: %v", err)
 	}
+}
+
+func heldSeat(p *player) bool {
+	_, ok := p.held()
+	return ok
 }
