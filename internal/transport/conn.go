@@ -106,8 +106,11 @@ type CloseInfo struct {
 //     ServeHTTP, so such a wake-up cannot read ahead of those bytes nor
 //     deliver a message before OnOpen.
 type Conn struct {
-	srv    *Server
-	remote netip.AddrPort
+	srv *Server
+	// The peer's address (the client's, past trusted proxies), as 16
+	// bytes and a port rather than a netip.AddrPort: that is 16 bytes
+	// more, for an IPv6 zone a TCP peer does not have. See RemoteAddr.
+	ip [16]byte
 
 	// data is the handler's value (SetData). Only the connection's owner
 	// touches it: the handler's callbacks, which run one at a time, and
@@ -136,6 +139,7 @@ type Conn struct {
 	// is backed by outInline while it fits, by a pooled array past that
 	// (see outQueues), given back when the queue empties.
 	outHead   int32
+	port      uint16 // the peer's, with ip above; not mu's, here to fill a gap
 	out       []*frame.Frame
 	outInline [3]*frame.Frame // a tick's frame, or a join's few, queue without allocating
 	outOff    int32           // bytes of out[0] already written
@@ -162,7 +166,14 @@ func (c *Conn) Data() any { return c.data }
 func (c *Conn) SetData(v any) { c.data = v }
 
 // RemoteAddr is the peer's address.
-func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+func (c *Conn) RemoteAddr() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(c.ip).Unmap(), c.port)
+}
+
+// setRemote records the peer's address; an IPv4 one reads back unmapped.
+func (c *Conn) setRemote(a netip.AddrPort) {
+	c.ip, c.port = a.Addr().As16(), a.Port()
+}
 
 // LastActive is when the last frame of any kind arrived from the peer.
 func (c *Conn) LastActive() time.Time { return time.Unix(0, c.lastActive.Load()) }

@@ -651,7 +651,7 @@ func (f *Front) wsRequestLine(head []byte) bool {
 func (f *Front) upgrade(c *Conn, p *[]byte, end int, h *requestHead) bool {
 	s := f.srv
 	buf := *p
-	remote := c.remote
+	remote := c.RemoteAddr()
 	if len(s.trusted) > 0 && len(h.xff) > 0 {
 		remote = clientAddr(s.trusted, remote, []string{string(h.xff)})
 	}
@@ -695,7 +695,7 @@ func (f *Front) upgrade(c *Conn, p *[]byte, end int, h *requestHead) bool {
 		c.keepPartial(rest, len(rest)) // copies
 	}
 	putBuf(p)
-	c.remote = remote
+	c.setRemote(remote)
 	c.mu.Lock()
 	c.deadline = 0
 	c.state.Store(stateOpen)

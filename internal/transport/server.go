@@ -652,7 +652,8 @@ func (s *Server) newConn(fd int, remote netip.AddrPort, kind uint8, state uint32
 
 // makeConn is newConn without entering the Conn in the table.
 func (s *Server) makeConn(fd int, remote netip.AddrPort, kind uint8, state uint32, deadline int64) *Conn {
-	c := &Conn{srv: s, fd: int32(fd), remote: remote, kind: kind, deadline: deadline}
+	c := &Conn{srv: s, fd: int32(fd), kind: kind, deadline: deadline}
+	c.setRemote(remote)
 	c.out = c.outInline[:0]
 	c.state.Store(state)
 	c.sched.Store(1)
@@ -709,7 +710,7 @@ func (s *Server) unregisterLocked(c *Conn) {
 
 // release gives back c's place in the connection limits.
 func (s *Server) release(c *Conn) {
-	s.releaseIP(c.remote.Addr().Unmap())
+	s.releaseIP(c.RemoteAddr().Addr())
 	s.stats.Open.Add(-1)
 }
 
