@@ -291,8 +291,9 @@ func TestSessionAsksForAck(t *testing.T) {
 
 // A session that was sent fewer than askEvery messages and went quiet is
 // asked for its ack within about a second (quietAck plus a sweep), not a
-// whole ping interval later, so what it holds for replay is released. A
-// session sent nothing is not pinged early.
+// whole ping interval later, so what it holds for replay is released; so
+// is one whose ack left messages held. A session sent nothing is not
+// pinged early. A PING due when a message goes out is written with it.
 func TestQuietSessionAskedForAck(t *testing.T) {
 	h := testHub(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute}, &countingRouter{})
 	s, c, _ := welcomed(t, h)
@@ -310,11 +311,19 @@ func TestQuietSessionAskedForAck(t *testing.T) {
 		}
 		return n, last
 	}
-	for i := 0; i < 3; i++ {
-		if err := s.SendMessage(&protocol.ErrorMsg{Code: protocol.CodeRoomNotFound}); err != nil {
-			t.Fatal(err)
+	send := func(k int) {
+		for i := 0; i < k; i++ {
+			if err := s.SendMessage(&protocol.ErrorMsg{Code: protocol.CodeRoomNotFound}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	held := func() int32 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.buf.n
+	}
+	send(3)
 	if n, _ := pings(c); n != 0 {
 		t.Fatalf("%d pings right after 3 messages, want 0 (the ask waits for quiet)", n)
 	}
@@ -330,12 +339,38 @@ func TestQuietSessionAskedForAck(t *testing.T) {
 	if n, _ := pings(idle); n != 0 {
 		t.Fatalf("a session sent nothing was pinged %d times", n)
 	}
+	// Two more go out before the PONG: the ack leaves them, and they are
+	// asked for soon too.
+	send(2)
 	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: 3}).Append(nil))
+	if got := held(); got != 2 {
+		t.Fatalf("%d held after ack 3 of 5, want 2", got)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for n < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		n, ping = pings(c)
+	}
+	if n != 2 {
+		t.Fatalf("%d pings 5 s after an ack that left 2 held, want 2", n)
+	}
+	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: 5}).Append(nil))
 	s.mu.Lock()
-	held, chunk := s.buf.n, s.buf.head
+	chunk := s.buf.head
 	s.mu.Unlock()
-	if held != 0 || chunk != nil {
-		t.Fatalf("after the ack: %d held, chunk %p; want none", held, chunk)
+	if got := held(); got != 0 || chunk != nil {
+		t.Fatalf("after the last ack: %d held, chunk %p; want none", got, chunk)
+	}
+
+	// A PING that is due when a message goes out rides in its write.
+	send(2)
+	s.nextPing.Store(time.Now().UnixNano() - 1)
+	send(1)
+	c.mu.Lock()
+	last := c.msgs[len(c.msgs)-1]
+	c.mu.Unlock()
+	if tp, _, _ := protocol.Split(last); tp != protocol.TypePing {
+		t.Fatalf("the message sent when a PING was due is followed by %v, want PING", tp)
 	}
 }
 

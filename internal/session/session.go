@@ -215,13 +215,18 @@ func (s *Session) Send(f *frame.Frame) error {
 	if s.conn == nil {
 		return nil // detached: kept for the resume
 	}
-	if s.buf.n == 1 && !ask {
+	switch {
+	case ask:
+	case s.buf.n == 1:
 		s.askSoon()
+	case s.nextPing.Load() <= time.Now().UnixNano():
+		// The PING due rides with this message, in its write.
+		ask, s.buf.sinceAsk = true, 0
 	}
 	if err := s.conn.Send(f, s.outSeq); err != nil || !ask {
 		return err
 	}
-	// Enough waits unacknowledged: ask for an ack, in the same write.
+	// Ask for an ack, in the same write.
 	p := s.newPing(time.Now().UnixNano())
 	err := s.conn.Send(p, 0)
 	p.Release()
@@ -229,8 +234,11 @@ func (s *Session) Send(f *frame.Frame) error {
 }
 
 // askSoon brings the next PING, whose PONG carries the client's ack, to
-// within quietAck: the first message held for replay is released about a
-// second after the session goes quiet, not a whole ping interval later.
+// within quietAck, so what a session holds for replay is released about a
+// second after it was sent, not a whole ping interval later. It is called
+// when a message is held with nothing before it, and when an ack leaves
+// messages held. A session with traffic gets that PING in the write of its
+// next message (Send); the sweeper pings a quiet one. mu must be held.
 func (s *Session) askSoon() {
 	due := time.Now().UnixNano() + s.hub.quietAck
 	if due < s.nextPing.Load() {
@@ -321,6 +329,9 @@ func (s *Session) ack(seq uint64) {
 	s.mu.Lock()
 	if seq <= s.outSeq {
 		s.buf.ack(seq)
+		if s.buf.n > 0 {
+			s.askSoon() // what came after the ask is asked for soon too
+		}
 	}
 	s.mu.Unlock()
 }
