@@ -368,7 +368,9 @@ func (h *Hub) message(s *Session, c Conn, msg []byte) {
 	}
 	if !s.budget.allow(time.Now().UnixNano(), h.msgInterval, h.cfg.RateBurst) {
 		h.stats.RateLimited.Add(1)
-		s.rejectedInRow = min(s.rejectedInRow+1, math.MaxUint16)
+		if s.rejectedInRow < math.MaxUint16 {
+			s.rejectedInRow++
+		}
 		if int(s.rejectedInRow) >= h.cfg.MaxRejected {
 			s.Close(protocol.ClosePolicyViolation, "message rate limit exceeded")
 			return
@@ -456,7 +458,9 @@ func (h *Hub) badReq(s *Session, err error, t protocol.MsgType, reqID uint32) {
 	s.SendError(pe, t, reqID)
 	switch pe.Code {
 	case protocol.CodeBadRequest, protocol.CodeUnknownType, protocol.CodeHelloRequired, protocol.CodeTooLarge:
-		s.badInRow = min(s.badInRow+1, math.MaxUint16) // malformed or out of order: a broken or hostile client
+		if s.badInRow < math.MaxUint16 { // malformed or out of order: a broken or hostile client
+			s.badInRow++
+		}
 	default:
 		return // a refused request (room full, not in a room...): a normal answer
 	}

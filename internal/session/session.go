@@ -93,7 +93,7 @@ type Session struct {
 	rtt   atomic.Uint32 // microseconds; 0 until measured
 
 	// Touched only by the goroutine that delivers this session's messages;
-	// they stop counting at their cap (Config.validate bounds the limits).
+	// they stop counting at their cap, which the limits cannot exceed.
 	rejectedInRow uint16
 	badInRow      uint16
 
