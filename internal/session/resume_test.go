@@ -1,6 +1,7 @@
 package session
 
 import (
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -424,4 +425,28 @@ func TestPingAnswerAllocatesNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per PING answered", allocs)
 	}
+}
+
+// A hub refuses a configuration it cannot honour, with an error saying
+// which; the counters' cap is accepted.
+func TestHubConfigRefused(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"ping interval under 10ms": {PingInterval: time.Millisecond},
+		"negative resume window":   {ResumeWindow: -time.Second},
+		"NaN rate limit":           {RateLimit: math.NaN()},
+		"max rejected past 65535":  {MaxRejected: 1 << 16},
+		"max bad past 65535":       {MaxBadMessages: 1 << 16},
+		"negative replay bound":    {ReplayMessages: -1},
+		"auth without checker":     {RequireAuth: true},
+	} {
+		if h, err := NewHub(cfg, nil); err == nil {
+			h.Stop()
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	h, err := NewHub(Config{MaxRejected: 1<<16 - 1, MaxBadMessages: 1<<16 - 1}, nil)
+	if err != nil {
+		t.Fatalf("the counters' cap refused: %v", err)
+	}
+	h.Stop()
 }
