@@ -12,6 +12,8 @@ import (
 
 	"github.com/gameserver/gameserver/game"
 	"github.com/gameserver/gameserver/internal/protocol"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // counter is a room handler that counts its ticks and checks that the
@@ -296,5 +298,49 @@ func TestPanicInCreateAnswersCreator(t *testing.T) {
 			t.Fatalf("%d rooms left", m.stats.Rooms.Load())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A room makes its logger only when it logs, and what it logs carries the
+// room's fields: a quiet room holds none, a panicking one logs with its id,
+// kind and node.
+func TestRoomLoggerMadeWhenItLogs(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	m := NewManager(Config{Logger: zap.New(core), Node: "n1"})
+	defer m.Shutdown("test")
+	cs := &counters{rooms: map[string]*counter{}}
+	cs.register(t, m, "c", game.RoomConfig{TickRate: 50})
+	quiet, err := m.Create(context.Background(), "c", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := m.Create(context.Background(), "c", game.Options{"boom": true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.lookup(bad.ID) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the panicking room was not disposed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	entries := logs.FilterMessage("room panicked: disposing it").All()
+	if len(entries) != 1 {
+		t.Fatalf("%d panic entries, want 1", len(entries))
+	}
+	fields := entries[0].ContextMap()
+	if fields["room"] != bad.ID || fields["kind"] != "c" || fields["node"] != "n1" {
+		t.Fatalf("panic entry fields %v, want room %s, kind c, node n1", fields, bad.ID)
+	}
+	r := m.lookup(quiet.ID)
+	if r == nil {
+		t.Fatal("the quiet room is gone")
+	}
+	if r.log.Load() != nil {
+		t.Fatal("a room that never logged made a logger")
+	}
+	if l := r.Logger(); l != r.Logger() {
+		t.Fatal("Logger made a second logger")
 	}
 }

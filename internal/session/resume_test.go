@@ -34,6 +34,39 @@ func (c *fakeConn) Close(code uint16, _ string) {
 func (c *fakeConn) LastActive() time.Time { return time.Now() }
 func (c *fakeConn) SetData(v any)         { c.data = v }
 
+// pings counts the PINGs c was sent and decodes the last.
+func (c *fakeConn) pings(t *testing.T) (n int, last protocol.Ping) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range c.msgs {
+		if tp, body, err := protocol.Split(m); err == nil && tp == protocol.TypePing {
+			n++
+			if err := last.Decode(body); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return n, last
+}
+
+// sendErrors sends s k sequenced messages.
+func sendErrors(t *testing.T, s *Session, k int) {
+	t.Helper()
+	for i := 0; i < k; i++ {
+		if err := s.SendMessage(&protocol.ErrorMsg{Code: protocol.CodeRoomNotFound}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// heldFrames is how many messages s holds for replay.
+func heldFrames(s *Session) int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.n
+}
+
 // find returns the body of the first message of type t.
 func (c *fakeConn) find(t *testing.T, want protocol.MsgType) []byte {
 	t.Helper()
@@ -219,32 +252,12 @@ func TestFrozenMessagesBounded(t *testing.T) {
 func TestSessionAsksForAck(t *testing.T) {
 	h := testHub(t, Config{}, &countingRouter{})
 	s, c, _ := welcomed(t, h)
-	pings := func() (n int, last protocol.Ping) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, m := range c.msgs {
-			if tp, body, err := protocol.Split(m); err == nil && tp == protocol.TypePing {
-				n++
-				if err := last.Decode(body); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		return n, last
-	}
-	send := func(k int) {
-		for i := 0; i < k; i++ {
-			if err := s.SendMessage(&protocol.ErrorMsg{Code: protocol.CodeRoomNotFound}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	send(askEvery - 1)
-	if n, _ := pings(); n != 0 {
+	sendErrors(t, s, askEvery-1)
+	if n, _ := c.pings(t); n != 0 {
 		t.Fatalf("%d pings before %d messages waited", n, askEvery)
 	}
-	send(1)
-	n, ping := pings()
+	sendErrors(t, s, 1)
+	n, ping := c.pings(t)
 	if n != 1 {
 		t.Fatalf("%d pings after %d messages, want 1", n, askEvery)
 	}
@@ -254,38 +267,33 @@ func TestSessionAsksForAck(t *testing.T) {
 	if tp, _, _ := protocol.Split(lastTwo[1]); tp != protocol.TypePing {
 		t.Fatalf("the ask is not right after the message: %v", tp)
 	}
-	held := func() int32 {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.buf.n
-	}
-	if got := held(); got != askEvery {
+	if got := heldFrames(s); got != askEvery {
 		t.Fatalf("%d held before the PONG, want %d", got, askEvery)
 	}
 	// A PONG without ack (an older client) trims nothing, nor does one
 	// acking more than was sent.
 	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce}).Append(nil))
-	if got := held(); got != askEvery {
+	if got := heldFrames(s); got != askEvery {
 		t.Fatalf("%d held after a PONG without ack", got)
 	}
 	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: 1 << 40}).Append(nil))
-	if got := held(); got != askEvery {
+	if got := heldFrames(s); got != askEvery {
 		t.Fatalf("%d held after a PONG acking past what was sent", got)
 	}
 	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: askEvery - 2}).Append(nil))
-	if got := held(); got != 2 {
+	if got := heldFrames(s); got != 2 {
 		t.Fatalf("%d held after ack %d, want 2", got, askEvery-2)
 	}
 	if s.RTT() <= 0 {
 		t.Fatal("the PONG of an ask measured no round trip")
 	}
 	// The next ask comes askEvery messages after the ack.
-	send(askEvery - 1)
-	if n, _ := pings(); n != 1 {
+	sendErrors(t, s, askEvery-1)
+	if n, _ := c.pings(t); n != 1 {
 		t.Fatalf("%d pings, want still 1", n)
 	}
-	send(1)
-	if n, _ := pings(); n != 2 {
+	sendErrors(t, s, 1)
+	if n, _ := c.pings(t); n != 2 {
 		t.Fatalf("%d pings, want 2", n)
 	}
 }
@@ -299,58 +307,33 @@ func TestQuietSessionAskedForAck(t *testing.T) {
 	h := testHub(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute}, &countingRouter{})
 	s, c, _ := welcomed(t, h)
 	_, idle, _ := welcomed(t, h)
-	pings := func(c *fakeConn) (n int, last protocol.Ping) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, m := range c.msgs {
-			if tp, body, err := protocol.Split(m); err == nil && tp == protocol.TypePing {
-				n++
-				if err := last.Decode(body); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		return n, last
-	}
-	send := func(k int) {
-		for i := 0; i < k; i++ {
-			if err := s.SendMessage(&protocol.ErrorMsg{Code: protocol.CodeRoomNotFound}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	held := func() int32 {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.buf.n
-	}
-	send(3)
-	if n, _ := pings(c); n != 0 {
+	sendErrors(t, s, 3)
+	if n, _ := c.pings(t); n != 0 {
 		t.Fatalf("%d pings right after 3 messages, want 0 (the ask waits for quiet)", n)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	n, ping := pings(c)
+	n, ping := c.pings(t)
 	for n == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
-		n, ping = pings(c)
+		n, ping = c.pings(t)
 	}
 	if n != 1 {
 		t.Fatalf("%d pings 5 s after the messages, want 1 (the ping interval is a minute)", n)
 	}
-	if n, _ := pings(idle); n != 0 {
+	if n, _ := idle.pings(t); n != 0 {
 		t.Fatalf("a session sent nothing was pinged %d times", n)
 	}
 	// Two more go out before the PONG: the ack leaves them, and they are
 	// asked for soon too.
-	send(2)
+	sendErrors(t, s, 2)
 	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: 3}).Append(nil))
-	if got := held(); got != 2 {
+	if got := heldFrames(s); got != 2 {
 		t.Fatalf("%d held after ack 3 of 5, want 2", got)
 	}
 	deadline = time.Now().Add(5 * time.Second)
 	for n < 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
-		n, ping = pings(c)
+		n, ping = c.pings(t)
 	}
 	if n != 2 {
 		t.Fatalf("%d pings 5 s after an ack that left 2 held, want 2", n)
@@ -359,14 +342,14 @@ func TestQuietSessionAskedForAck(t *testing.T) {
 	s.mu.Lock()
 	chunk := s.buf.head
 	s.mu.Unlock()
-	if got := held(); got != 0 || chunk != nil {
+	if got := heldFrames(s); got != 0 || chunk != nil {
 		t.Fatalf("after the last ack: %d held, chunk %p; want none", got, chunk)
 	}
 
 	// A PING that is due when a message goes out rides in its write.
-	send(2)
+	sendErrors(t, s, 2)
 	s.nextPing.Store(time.Now().UnixNano() - 1)
-	send(1)
+	sendErrors(t, s, 1)
 	c.mu.Lock()
 	last := c.msgs[len(c.msgs)-1]
 	c.mu.Unlock()
