@@ -142,7 +142,8 @@ type Hub struct {
 	stats  Stats
 
 	msgInterval int64 // nanoseconds per message of the rate limit
-	quietAck    int64 // nanoseconds: see Session.askSoon
+	askFirst    int64 // nanoseconds: see Session.askSoon
+	askNext     int64
 	bounds      bounds
 
 	// Every session is in one of the two maps until it ends: the sweeper
@@ -173,7 +174,8 @@ func NewHub(cfg Config, router Router) (*Hub, error) {
 		done:    make(chan struct{}),
 
 		msgInterval: int64(float64(time.Second) / cfg.RateLimit),
-		quietAck:    int64(min(time.Second, cfg.PingInterval)),
+		askFirst:    int64(min(150*time.Millisecond, cfg.PingInterval)),
+		askNext:     int64(min(time.Second, cfg.PingInterval)),
 		bounds:      newBounds(cfg.ReplayMessages, cfg.ReplayBytes),
 	}
 	h.wg.Add(1)

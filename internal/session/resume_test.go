@@ -298,39 +298,48 @@ func TestSessionAsksForAck(t *testing.T) {
 	}
 }
 
-// A session that was sent fewer than askEvery messages and went quiet is
-// asked for its ack within about a second (quietAck plus a sweep), not a
-// whole ping interval later, so what it holds for replay is released; so
-// is one whose ack left messages held. A session sent nothing is not
-// pinged early. A PING due when a message goes out is written with it.
+// A session that was sent fewer than askEvery messages is asked for its
+// ack soon, not a whole ping interval later, so what it holds for replay
+// is released: a burst after a quiet spell within askFirst (the PING rides
+// with the next message, or the sweeper sends it), messages an ack left
+// held within askNext. A session sent nothing is not pinged early. A PING
+// due when a message goes out is written with it.
 func TestQuietSessionAskedForAck(t *testing.T) {
 	h := testHub(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute}, &countingRouter{})
+	if h.askFirst >= h.askNext {
+		t.Fatalf("askFirst %v, askNext %v: the first ask should come sooner", time.Duration(h.askFirst), time.Duration(h.askNext))
+	}
 	s, c, _ := welcomed(t, h)
 	_, idle, _ := welcomed(t, h)
 	sendErrors(t, s, 3)
 	if n, _ := c.pings(t); n != 0 {
 		t.Fatalf("%d pings right after 3 messages, want 0 (the ask waits for quiet)", n)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	// Past askFirst, the next message carries the ask if the sweeper has
+	// not sent it yet.
+	time.Sleep(time.Duration(h.askFirst) + 50*time.Millisecond)
+	sendErrors(t, s, 1)
 	n, ping := c.pings(t)
-	for n == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-		n, ping = c.pings(t)
-	}
 	if n != 1 {
-		t.Fatalf("%d pings 5 s after the messages, want 1 (the ping interval is a minute)", n)
+		t.Fatalf("%d pings %v after the first message, want 1 (the ping interval is a minute)", n, time.Duration(h.askFirst)+50*time.Millisecond)
 	}
 	if n, _ := idle.pings(t); n != 0 {
 		t.Fatalf("a session sent nothing was pinged %d times", n)
 	}
 	// Two more go out before the PONG: the ack leaves them, and they are
-	// asked for soon too.
+	// asked for within askNext: not by a message sent right after, by the
+	// sweeper later.
 	sendErrors(t, s, 2)
-	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: 3}).Append(nil))
+	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: 4}).Append(nil))
 	if got := heldFrames(s); got != 2 {
-		t.Fatalf("%d held after ack 3 of 5, want 2", got)
+		t.Fatalf("%d held after ack 4 of 6, want 2", got)
 	}
-	deadline = time.Now().Add(5 * time.Second)
+	time.Sleep(time.Duration(h.askFirst) + 50*time.Millisecond)
+	sendErrors(t, s, 1)
+	if n, _ = c.pings(t); n != 1 {
+		t.Fatalf("%d pings %v after an ack that left messages held, want 1 (the next ask waits askNext)", n, time.Duration(h.askFirst)+50*time.Millisecond)
+	}
+	deadline := time.Now().Add(5 * time.Second)
 	for n < 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 		n, ping = c.pings(t)
@@ -338,12 +347,23 @@ func TestQuietSessionAskedForAck(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("%d pings 5 s after an ack that left 2 held, want 2", n)
 	}
-	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: 5}).Append(nil))
+	h.Message(s, c, (&protocol.Pong{Nonce: ping.Nonce, Ack: 7}).Append(nil))
 	s.mu.Lock()
 	chunk := s.buf.head
 	s.mu.Unlock()
 	if got := heldFrames(s); got != 0 || chunk != nil {
 		t.Fatalf("after the last ack: %d held, chunk %p; want none", got, chunk)
+	}
+
+	// A quiet session's ask is sent by the sweeper.
+	sendErrors(t, s, 1)
+	deadline = time.Now().Add(5 * time.Second)
+	for n < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		n, _ = c.pings(t)
+	}
+	if n != 3 {
+		t.Fatalf("%d pings 5 s after one message to a quiet session, want 3", n)
 	}
 
 	// A PING that is due when a message goes out rides in its write.

@@ -218,7 +218,7 @@ func (s *Session) Send(f *frame.Frame) error {
 	switch {
 	case ask:
 	case s.buf.n == 1:
-		s.askSoon()
+		s.askSoon(s.hub.askFirst)
 	case s.nextPing.Load() <= time.Now().UnixNano():
 		// The PING due rides with this message, in its write.
 		ask, s.buf.sinceAsk = true, 0
@@ -234,13 +234,16 @@ func (s *Session) Send(f *frame.Frame) error {
 }
 
 // askSoon brings the next PING, whose PONG carries the client's ack, to
-// within quietAck, so what a session holds for replay is released about a
-// second after it was sent, not a whole ping interval later. It is called
-// when a message is held with nothing before it, and when an ack leaves
-// messages held. A session with traffic gets that PING in the write of its
-// next message (Send); the sweeper pings a quiet one. mu must be held.
-func (s *Session) askSoon() {
-	due := time.Now().UnixNano() + s.hub.quietAck
+// within delay, so what a session holds for replay is released soon after
+// it was sent, not a whole ping interval later. It is called when a
+// message is held with nothing before it (delay askFirst: a burst after a
+// quiet spell, such as a join's, is released within a fraction of a
+// second) and when an ack leaves messages held (delay askNext: a steady
+// stream is asked about once a second, or every askEvery messages). A
+// session with traffic gets that PING in the write of its next message
+// (Send); the sweeper pings a quiet one. mu must be held.
+func (s *Session) askSoon(delay int64) {
+	due := time.Now().UnixNano() + delay
 	if due < s.nextPing.Load() {
 		s.nextPing.Store(due)
 	}
@@ -330,7 +333,7 @@ func (s *Session) ack(seq uint64) {
 	if seq <= s.outSeq {
 		s.buf.ack(seq)
 		if s.buf.n > 0 {
-			s.askSoon() // what came after the ask is asked for soon too
+			s.askSoon(s.hub.askNext) // what came after the ask, in turn
 		}
 	}
 	s.mu.Unlock()
