@@ -488,6 +488,9 @@ func (f *Front) quick(c *Conn, p *[]byte, end int, h *requestHead, r *QuickRoute
 		f.passOn(c, p)
 		return headDone
 	}
+	if s.shutting.Load() {
+		h.close = true // not kept for a next request: Shutdown would wait for it
+	}
 	out := frame.New()
 	out.B = appendResponse(out.B, &resp, h.close)
 	out.SealRaw()

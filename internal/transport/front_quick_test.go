@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -422,5 +423,55 @@ func TestFrontQuickHostile(t *testing.T) {
 	}
 	if calls := q.calls.Load(); calls >= n {
 		t.Fatalf("all %d requests answered for a client that reads nothing", calls)
+	}
+}
+
+// Once Shutdown has begun, a connection that answered an HTTP request is
+// not kept for the next one: a quick answer says Connection: close and
+// ends the connection, and net/http keeps what it answered rather than
+// handing it back. Otherwise Shutdown would wait, up to its deadline, for
+// kept-alive connections (a load balancer's health checks) that arrive
+// after it closed the others.
+func TestShutdownKeepsNoHTTPConnection(t *testing.T) {
+	q := startQuick(t, Config{CloseTimeout: time.Second})
+	// A WebSocket client that never answers the close keeps Shutdown
+	// waiting for CloseTimeout: the requests below come meanwhile.
+	q.dial(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- q.s.Shutdown(ctx, 1001, "restarting") }()
+	for !q.s.shutting.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	for _, req := range []string{
+		post("/other?late", "body"),                   // quick
+		"GET /other?late HTTP/1.1\r\nHost: x\r\n\r\n", // net/http's
+	} {
+		c, err := net.Dial("tcp", q.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		resp, body := readResp(t, bufio.NewReader(c))
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "late") {
+			t.Fatalf("%q during Shutdown: %d %q", req, resp.StatusCode, body)
+		}
+		if strings.HasPrefix(req, "POST") && !resp.Close {
+			t.Errorf("the quick answer during Shutdown keeps the connection")
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v after %v, want nil (no connection kept for it to wait on)", err, time.Since(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return")
 	}
 }

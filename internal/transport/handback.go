@@ -181,8 +181,10 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // reports false if net/http will not let go of it.
 func (f *Front) handBack(w http.ResponseWriter, hw *handBackWriter) bool {
 	s := f.srv
-	if s.stopped() {
-		return false // net/http finishes it
+	if s.stopped() || s.shutting.Load() {
+		// net/http finishes it, and its Shutdown ends it: a connection
+		// kept here now would be one Shutdown waits for.
+		return false
 	}
 	rc := http.NewResponseController(w)
 	if hw.passing && rc.Flush() != nil {
@@ -248,6 +250,9 @@ func (f *Front) handBack(w http.ResponseWriter, hw *handBackWriter) bool {
 	if err := s.poller.add(fd); err != nil {
 		s.logError("watch connection", err)
 		c.setFlag(flagKill, true)
+	}
+	if s.shutting.Load() {
+		c.setFlag(flagKill, true) // Shutdown began meanwhile and may have missed c
 	}
 	// This goroutine owns c (see Conn) until here; wake-ups that came
 	// meanwhile, or requests already buffered, need a worker's turn.

@@ -203,6 +203,10 @@ type Server struct {
 	conns    []atomic.Pointer[Conn] // indexed by descriptor
 	front    atomic.Pointer[Front]  // set by Listen
 	draining atomic.Bool
+	// shutting is set when Shutdown begins: from then on, a connection
+	// that answered an HTTP request is not kept for the next (see
+	// Front.quick and Front.handBack).
+	shutting atomic.Bool
 	stopOnce sync.Once
 	done     chan struct{}
 
@@ -832,6 +836,7 @@ func (s *Server) Shutdown(ctx context.Context, code uint16, reason string) error
 	s.closeCode, s.closeReason = code, reason
 	s.ipMu.Unlock()
 	s.Drain()
+	s.shutting.Store(true)
 	s.eachHandshake(func(c *Conn) { c.requestTeardown() })
 	s.Each(func(c *Conn) { c.Close(code, reason) })
 	tick := time.NewTicker(20 * time.Millisecond)
