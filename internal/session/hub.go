@@ -145,12 +145,13 @@ type Hub struct {
 	askFirst    int64 // nanoseconds: see Session.askSoon
 	askNext     int64
 	bounds      bounds
+	tokens      *tokenMACs
 
 	// Every session is in one of the two maps until it ends: the sweeper
 	// goes over both.
 	mu      sync.Mutex
-	pending map[*Session]struct{} // sessions awaiting HELLO or RESUME
-	byID    map[string]*Session   // sessions past WELCOME, for resumes
+	pending map[*Session]struct{}  // sessions awaiting HELLO or RESUME
+	byID    map[sessionID]*Session // sessions past WELCOME, for resumes
 
 	done     chan struct{}
 	stopOnce sync.Once
@@ -170,13 +171,14 @@ func NewHub(cfg Config, router Router) (*Hub, error) {
 		router:  router,
 		log:     cfg.Logger,
 		pending: make(map[*Session]struct{}),
-		byID:    make(map[string]*Session),
+		byID:    make(map[sessionID]*Session),
 		done:    make(chan struct{}),
 
 		msgInterval: int64(float64(time.Second) / cfg.RateLimit),
 		askFirst:    int64(min(150*time.Millisecond, cfg.PingInterval)),
 		askNext:     int64(min(time.Second, cfg.PingInterval)),
 		bounds:      newBounds(cfg.ReplayMessages, cfg.ReplayBytes),
+		tokens:      newTokenMACs(),
 	}
 	h.wg.Add(1)
 	go h.sweep()
@@ -210,16 +212,20 @@ func (h *Hub) appendAllLocked(dst []*Session) []*Session {
 // forgetLocked takes s out of the maps. h.mu must be held.
 func (h *Hub) forgetLocked(s *Session) {
 	delete(h.pending, s)
-	if s.id != "" && h.byID[s.id] == s {
+	if s.id != (sessionID{}) && h.byID[s.id] == s {
 		delete(h.byID, s.id)
 	}
 }
 
 // Get returns the session with this ID, or nil.
 func (h *Hub) Get(id string) *Session {
+	key, ok := parseSessionID(id)
+	if !ok {
+		return nil
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.byID[id]
+	return h.byID[key]
 }
 
 // Sessions returns every session past WELCOME.
@@ -234,11 +240,7 @@ func (h *Hub) Sessions() []*Session {
 }
 
 // Has reports whether a session with this ID lives here.
-func (h *Hub) Has(id string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.byID[id] != nil
-}
+func (h *Hub) Has(id string) bool { return h.Get(id) != nil }
 
 // Stop ends the heartbeat sweeper. Sessions stay as they are.
 func (h *Hub) Stop() {
@@ -318,7 +320,7 @@ func (h *Hub) destroy(s *Session) {
 	case stateDetached:
 		h.stats.Detached.Add(-1)
 	}
-	if s.id != "" {
+	if s.id != (sessionID{}) {
 		h.router.Closed(s)
 	}
 }
@@ -404,7 +406,7 @@ func (h *Hub) message(s *Session, c Conn, msg []byte) {
 		if p.Ack != 0 {
 			s.ack(p.Ack)
 		}
-		if sent := s.pingSent.Load(); sent != 0 && p.Nonce == s.pingNonce.Load() {
+		if sent := s.pingSent.Load(); sent != 0 && p.Nonce == sent {
 			// Unsigned arithmetic: right across the clock's wrap.
 			s.rtt.Store(max(uint32(time.Now().UnixNano()/1e3)-sent, 1))
 			h.stats.PongsReceived.Add(1)
@@ -427,7 +429,7 @@ func (h *Hub) message(s *Session, c Conn, msg []byte) {
 		if err := h.router.Route(s, t, body); err != nil {
 			var pe *protocol.Error
 			if !errors.As(err, &pe) {
-				h.log.Warn("session: route failed", zap.String("session", s.id), zap.Stringer("type", t), zap.Error(err))
+				h.log.Warn("session: route failed", zap.Stringer("session", s.id), zap.Stringer("type", t), zap.Error(err))
 				pe = protocol.NewError(protocol.CodeInternal, "internal error")
 			}
 			var reqID uint32
@@ -523,7 +525,6 @@ func (h *Hub) hello(s *Session, body []byte) {
 	}
 	s.auth = newIdentity(id.UserID, id.Claims, unixNano(id.Expires))
 	s.id = newSessionID()
-	s.token = newResumeToken()
 	h.mu.Lock()
 	delete(h.pending, s)
 	h.byID[s.id] = s
@@ -542,12 +543,12 @@ func (h *Hub) hello(s *Session, body []byte) {
 	h.router.Started(s)
 	w := protocol.Welcome{
 		Version:        protocol.Version,
-		SessionID:      s.id,
+		SessionID:      s.id.String(),
 		Node:           h.cfg.Node,
 		PingIntervalMs: uint32(h.cfg.PingInterval / time.Millisecond),
 		PingTimeoutMs:  uint32(h.cfg.PingTimeout / time.Millisecond),
 		MaxMessage:     uint32(h.cfg.MaxMessage),
-		ResumeToken:    s.token.String(),
+		ResumeToken:    h.tokens.token(s.id, 0).String(),
 	}
 	f := frame.New()
 	f.B = w.Append(f.B) // not through control: a Message would escape
@@ -562,6 +563,14 @@ func (h *Hub) schedulePing(s *Session) {
 	s.nextPing.Store(time.Now().UnixNano() + iv/2 + rand.Int64N(iv/2+1))
 }
 
+// tokenOf returns s's resume token (see token). s.mu must be held.
+func (h *Hub) tokenOf(s *Session) token {
+	if c := s.cold.Load(); c != nil && c.token != (token{}) {
+		return c.token
+	}
+	return h.tokens.token(s.id, s.resumes)
+}
+
 var errResume = protocol.NewError(protocol.CodeResumeFailed, "session cannot be resumed: start a new one with hello")
 
 // resume handles RESUME on the pending session p: it checks the resume
@@ -573,22 +582,18 @@ func (h *Hub) resume(p *Session, body []byte) {
 		h.bad(p, err, protocol.TypeResume)
 		return
 	}
-	h.mu.Lock()
-	s := h.byID[m.SessionID]
-	h.mu.Unlock()
+	s := h.Get(m.SessionID)
 	if s == nil && h.cfg.Adopt != nil && m.SessionID != "" && h.cfg.Adopt(m.SessionID) {
-		h.mu.Lock()
-		s = h.byID[m.SessionID]
-		h.mu.Unlock()
+		s = h.Get(m.SessionID)
 	}
 	var want token
 	if s != nil {
 		s.mu.Lock()
-		want = s.token
+		want = h.tokenOf(s)
 		s.mu.Unlock()
 	}
 	got, ok := parseToken(m.ResumeToken)
-	if s == nil || subtle.ConstantTimeCompare(want[:], got[:]) != 1 || !ok || want == (token{}) {
+	if s == nil || subtle.ConstantTimeCompare(want[:], got[:]) != 1 || !ok {
 		h.failResume(p, errResume)
 		return
 	}
@@ -618,9 +623,7 @@ func (h *Hub) resume(p *Session, body []byte) {
 // resume token: for transports that authenticated the client themselves
 // (the SSE fallback's stream key). It returns the refusal, if any.
 func (h *Hub) ResumeTrusted(p *Session, sessionID string, lastSeq uint64) *protocol.Error {
-	h.mu.Lock()
-	s := h.byID[sessionID]
-	h.mu.Unlock()
+	s := h.Get(sessionID)
 	if s == nil {
 		h.failResume(p, errResume)
 		return errResume
@@ -667,10 +670,14 @@ func (h *Hub) attach(p, s *Session, lastSeq uint64) *protocol.Error {
 	c := p.conn
 	s.conn = c
 	c.SetData(s)
-	s.token = newResumeToken() // a resume token works once
+	// A resume token works once: the next is the hub's, one resume on.
+	s.resumes++
+	if c := s.cold.Load(); c != nil {
+		c.token = token{}
+	}
 	// The lock keeps room sends out until the replay is queued.
 	f := frame.New()
-	resumed := protocol.Resumed{SessionID: s.id, FromSeq: lastSeq + 1, ClientSeq: s.inSeq.Load(), ResumeToken: s.token.String()}
+	resumed := protocol.Resumed{SessionID: s.id.String(), FromSeq: lastSeq + 1, ClientSeq: s.inSeq.Load(), ResumeToken: h.tokenOf(s).String()}
 	f.B = resumed.Append(f.B)
 	_ = c.Send(f.Seal(), 0)
 	f.Release()

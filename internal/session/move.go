@@ -88,7 +88,7 @@ func (s *Session) hold(msg []byte, max int) {
 func (h *Hub) Export(s *Session, seat []byte) State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := State{ID: s.id, Token: s.token.String(), UserID: s.UserID(), Claims: s.Claims(), Expires: s.expiry(),
+	st := State{ID: s.id.String(), Token: h.tokenOf(s).String(), UserID: s.UserID(), Claims: s.Claims(), Expires: s.expiry(),
 		OutSeq: s.outSeq, InSeq: s.inSeq.Load(), FirstSeq: s.buf.firstSeq, Seat: seat}
 	s.buf.each(0, func(_ uint64, f *frame.Frame) { st.Replay = append(st.Replay, append([]byte(nil), f.B...)) })
 	if len(st.Replay) == 0 {
@@ -130,17 +130,19 @@ var ErrSessionExists = errors.New("session: already here")
 // RESUME for the hub's resume window. The caller restores the router's
 // seat from st.Seat.
 func (h *Hub) Import(st State) (*Session, error) {
+	id, idOK := parseSessionID(st.ID)
 	tok, ok := parseToken(st.Token)
-	if st.ID == "" || !ok {
-		return nil, errors.New("session: state without id or a well-formed token")
+	if !idOK || !ok {
+		return nil, errors.New("session: state without a well-formed id and token")
 	}
 	if st.FirstSeq == 0 || st.FirstSeq+uint64(len(st.Replay)) != st.OutSeq+1 {
 		return nil, errors.New("session: state with an inconsistent replay buffer")
 	}
 	s := &Session{
-		hub: h, id: st.ID, token: tok, auth: newIdentity(st.UserID, st.Claims, st.Expires),
+		hub: h, id: id, auth: newIdentity(st.UserID, st.Claims, st.Expires),
 		outSeq: st.OutSeq,
 	}
+	s.coldPart().token = tok
 	s.inSeq.Store(st.InSeq)
 	if len(st.Replay) > int(h.bounds.msgs) {
 		s.coldPart().bounds = newBounds(len(st.Replay), h.cfg.ReplayBytes)

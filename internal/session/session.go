@@ -1,8 +1,6 @@
 package session
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -64,16 +62,17 @@ var ErrClosed = errors.New("session: closed")
 // Session is one player's presence on the server, across the connections
 // that carry it.
 type Session struct {
-	hub   *Hub
-	id    string // set at WELCOME; fixed after
-	token token  // resume token (mu)
+	hub *Hub
+	id  sessionID // set at WELCOME; fixed after
 
-	state     atomic.Uint32
-	flags     atomic.Uint32 // flagFrozen, flagHelloExpired
-	pingNonce atomic.Uint32 // of the last server PING (heartbeat, below)
-	pingSent  atomic.Uint32 // when it went, in Unix microseconds mod 2^32
-	budget    budget        // messages the client may send (msgMu)
-	auth      *identity     // nil for an anonymous session
+	state atomic.Uint32
+	flags atomic.Uint32 // flagFrozen, flagHelloExpired
+	// pingSent is when the last server PING went, in Unix microseconds
+	// mod 2^32, never 0 once one went: also the PING's nonce.
+	pingSent atomic.Uint32
+	resumes  uint32    // resumes here: the resume token's count (mu; see token)
+	budget   budget    // messages the client may send (msgMu)
+	auth     *identity // nil for an anonymous session
 	// deadline is when the sweeper ends the session, in Unix nanoseconds:
 	// the hello timeout while it awaits HELLO, the end of the resume
 	// window while it is detached; unused while active.
@@ -113,7 +112,10 @@ func (s *Session) setFlag(f uint32) bool { return s.flags.Or(f)&f == 0 }
 // coldState is the part of a session that only some sessions use.
 type coldState struct {
 	resumes *rate.Limiter // resumes allowed (mu)
-	held    *heldMsgs     // client messages that arrived while frozen (msgMu)
+	// token, unless zero, is the resume token a session moved here
+	// brought; its first resume here replaces it with the hub's (mu).
+	token token
+	held  *heldMsgs // client messages that arrived while frozen (msgMu)
 	// bounds, when set, replace the hub's replay bounds: a session moved
 	// here holding more than they allow keeps what it brought. Set before
 	// the session is published, then fixed.
@@ -144,8 +146,9 @@ func (s *Session) attachedTo(c Conn) bool {
 	return s.conn == c
 }
 
-// ID is the session id sent in WELCOME (empty before HELLO).
-func (s *Session) ID() string { return s.id }
+// ID is the session id sent in WELCOME (empty before HELLO). It makes
+// the text each call.
+func (s *Session) ID() string { return s.id.String() }
 
 // UserID is the authenticated user, "" for an anonymous session.
 func (s *Session) UserID() string {
@@ -254,8 +257,9 @@ func (s *Session) askSoon(delay int64) {
 // client's ack.
 func (s *Session) newPing(now int64) *frame.Frame {
 	h := s.hub
-	m := protocol.Ping{Nonce: s.pingNonce.Add(1), RTTMicros: s.rtt.Load(), Ack: s.inSeq.Load()}
-	s.pingSent.Store(uint32(now / 1e3))
+	sent := max(uint32(now/1e3), 1)
+	m := protocol.Ping{Nonce: sent, RTTMicros: s.rtt.Load(), Ack: s.inSeq.Load()}
+	s.pingSent.Store(sent)
 	s.nextPing.Store(now + int64(h.cfg.PingInterval))
 	h.stats.PingsSent.Add(1)
 	f := frame.New()
@@ -372,38 +376,4 @@ func (s *Session) expiry() int64 {
 		return 0
 	}
 	return s.auth.expires.Load()
-}
-
-// A token is a resume token: random bytes, sent as unpadded base64url
-// (43 characters). A session holds it raw, inside the Session, not as a
-// string of its own.
-type token [32]byte
-
-func newResumeToken() (t token) {
-	_, _ = rand.Read(t[:])
-	return t
-}
-
-func (t token) String() string {
-	var text [43]byte
-	base64.RawURLEncoding.Encode(text[:], t[:])
-	return string(text[:])
-}
-
-// parseToken reads a token's text; ok is false unless it is exactly one.
-func parseToken(text string) (t token, ok bool) {
-	if base64.RawURLEncoding.EncodedLen(len(t)) != len(text) {
-		return t, false
-	}
-	n, err := base64.RawURLEncoding.Strict().Decode(t[:], []byte(text))
-	return t, err == nil && n == len(t)
-}
-
-// newSessionID returns a random session id: 16 bytes as unpadded base64url.
-func newSessionID() string {
-	var b [16]byte
-	var text [22]byte
-	_, _ = rand.Read(b[:])
-	base64.RawURLEncoding.Encode(text[:], b[:])
-	return string(text[:])
 }
