@@ -49,7 +49,7 @@ func benchRoom(b *testing.B, n int) (*room, []*sink) {
 	}
 	r := &room{m: m, kind: m.kinds["bench"], id: "bench", tickRate: 20}
 	r.handler = game.Base{}
-	r.enc = newEncoder(&r.encW)
+	r.sh = m.shards[0] // its encoder; the loop is not started
 	sinks := make([]*sink, n)
 	for i := range sinks {
 		s := &sink{id: fmt.Sprint(i)}

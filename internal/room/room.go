@@ -110,8 +110,6 @@ type room struct {
 	disposing   string
 	createErr   error // OnCreate's refusal; read by awaitCreated once createdCh is closed
 	failErr     error // why a created room failed (a panic)
-	enc         *msgpack.Encoder
-	encW        appendWriter
 	lastWarn    time.Time
 	lastTickDur time.Duration
 	overruns    uint64
@@ -150,7 +148,6 @@ func (m *Manager) newRoomLocked(k *kind, id string, filters game.Options) *room 
 		createdCh:  make(chan struct{}),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.enc = newEncoder(&r.encW)
 	m.rooms[r.id] = r
 	k.rooms.Add(1)
 	m.stats.Rooms.Add(1)
@@ -714,19 +711,22 @@ func newEncoder(w *appendWriter) *msgpack.Encoder {
 	return enc
 }
 
-// encode appends v's msgpack encoding to f.B. The encoder writes into the
-// room's reusable buffer, which keeps the capacity of the largest value
-// encoded so far; the bytes are then copied into f, grown to a pooled
-// buffer that fits. A state of any size is encoded without allocating.
+// encode appends v's msgpack encoding to f.B. The encoder writes into
+// the shard's reusable buffer (rooms run on their shard, one at a time),
+// which keeps the capacity of the largest value encoded so far; the bytes
+// are then copied into f, grown to a pooled buffer that fits. A state of
+// any size is encoded without allocating, and a room holds no buffer of
+// its own: a chat room that once encoded a roster of 64 keeps nothing.
 func (r *room) encode(f *frame.Frame, v any) error {
-	r.encW.b = r.encW.b[:0]
-	if err := r.enc.Encode(v); err != nil {
+	sh := r.sh
+	sh.encW.b = sh.encW.b[:0]
+	if err := sh.enc.Encode(v); err != nil {
 		return fmt.Errorf("encode %T: %w", v, err)
 	}
-	f.Grow(len(r.encW.b))
-	f.B = append(f.B, r.encW.b...)
-	if cap(r.encW.b) > 64<<10 {
-		r.encW.b = nil // a one-off huge value does not stay with the room
+	f.Grow(len(sh.encW.b))
+	f.B = append(f.B, sh.encW.b...)
+	if cap(sh.encW.b) > 64<<10 {
+		sh.encW.b = nil // a one-off huge value does not stay with the shard
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // A shard runs rooms. A node has about one shard per core (GOMAXPROCS),
@@ -32,6 +34,8 @@ type shard struct {
 	events []event // one room's events being handled
 	pos    int     // next index of events to handle
 	timer  *time.Timer
+	enc    *msgpack.Encoder // the rooms' encoder, writing into encW (room.encode)
+	encW   appendWriter
 }
 
 func newShards(m *Manager) []*shard {
@@ -44,6 +48,7 @@ func newShards(m *Manager) []*shard {
 		s := &shard{m: m, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 		s.timer = time.NewTimer(time.Hour)
 		s.timer.Stop()
+		s.enc = newEncoder(&s.encW)
 		shards[i] = s
 		if m.cfg.Manual {
 			close(s.done) // Step runs it
