@@ -718,9 +718,13 @@ func (h *Hub) allowResume(s *Session) bool {
 // sweep runs the heartbeats: it pings sessions that are due, closes those
 // silent too long or whose token expired, closes connections that never
 // said HELLO, and ends detached sessions whose resume window ran out.
+// It runs four times a second, so a quiet session's ask for an ack
+// (askSoon) goes within a quarter second of its due time: the messages a
+// join burst left held are released a few hundred milliseconds after it.
+// A sweep of 19,000 idle sessions takes about 0.4 ms (BenchmarkSweep19k).
 func (h *Hub) sweep() {
 	defer h.wg.Done()
-	period := min(time.Second, h.cfg.PingInterval/4, h.cfg.HelloTimeout/4, h.cfg.PingTimeout/4, max(h.cfg.ResumeWindow/4, 10*time.Millisecond))
+	period := min(250*time.Millisecond, h.cfg.PingInterval/4, h.cfg.HelloTimeout/4, h.cfg.PingTimeout/4, max(h.cfg.ResumeWindow/4, 10*time.Millisecond))
 	t := time.NewTicker(period)
 	defer t.Stop()
 	var batch []*Session
