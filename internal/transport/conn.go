@@ -141,7 +141,7 @@ type Conn struct {
 	outHead   int32
 	port      uint16 // the peer's, with ip above; not mu's, here to fill a gap
 	out       []*frame.Frame
-	outInline [3]*frame.Frame // a tick's frame, or a join's few, queue without allocating
+	outInline [1]*frame.Frame // a tick's frame queues here; more take a pooled array
 	outOff    int32           // bytes of out[0] already written
 	outBytes  int32           // at most MaxOutboundBytes (≤ 1 GiB)
 	// deadline, in Unix nanoseconds, is when the sweeper acts: in

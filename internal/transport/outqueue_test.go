@@ -160,7 +160,7 @@ func TestOutQueueSlides(t *testing.T) {
 			written++
 		}
 	}
-	push(10) // inline 3 → 16
+	push(10) // inline 1 → 16
 	if cap(c.out) != 16 {
 		t.Fatalf("10 queued on an array of %d, want 16", cap(c.out))
 	}
