@@ -355,8 +355,16 @@ func TestQuietSessionAskedForAck(t *testing.T) {
 		t.Fatalf("after the last ack: %d held, chunk %p; want none", got, chunk)
 	}
 
-	// A quiet session's ask is sent by the sweeper.
+	// A message right after an ack that emptied the buffer is not a burst
+	// after a quiet spell: as in a steady stream, the next ask waits
+	// askNext after the last PING, not askFirst.
 	sendErrors(t, s, 1)
+	time.Sleep(time.Duration(h.askFirst) + 50*time.Millisecond)
+	sendErrors(t, s, 1)
+	if n, _ = c.pings(t); n != 2 {
+		t.Fatalf("%d pings %v after a message that followed an ack, want 2 (no ask before askNext)", n, time.Duration(h.askFirst)+50*time.Millisecond)
+	}
+	// That ask is sent by the sweeper, the session being quiet.
 	deadline = time.Now().Add(5 * time.Second)
 	for n < 3 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

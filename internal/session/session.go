@@ -221,7 +221,7 @@ func (s *Session) Send(f *frame.Frame) error {
 	switch {
 	case ask:
 	case s.buf.n == 1:
-		s.askSoon(s.hub.askFirst)
+		s.askSoon(true)
 	case s.nextPing.Load() <= time.Now().UnixNano():
 		// The PING due rides with this message, in its write.
 		ask, s.buf.sinceAsk = true, 0
@@ -236,20 +236,39 @@ func (s *Session) Send(f *frame.Frame) error {
 	return err
 }
 
-// askSoon brings the next PING, whose PONG carries the client's ack, to
-// within delay, so what a session holds for replay is released soon after
-// it was sent, not a whole ping interval later. It is called when a
-// message is held with nothing before it (delay askFirst: a burst after a
-// quiet spell, such as a join's, is released within a fraction of a
-// second) and when an ack leaves messages held (delay askNext: a steady
-// stream is asked about once a second, or every askEvery messages). A
-// session with traffic gets that PING in the write of its next message
-// (Send); the sweeper pings a quiet one. mu must be held.
-func (s *Session) askSoon(delay int64) {
-	due := time.Now().UnixNano() + delay
+// askSoon brings the next PING, whose PONG carries the client's ack,
+// forward, so what a session holds for replay is released soon after it was
+// sent, not a whole ping interval later. It is called when a message is
+// held with nothing before it (first: see firstAsk) and when an ack
+// leaves messages held (within askNext: a stream is asked about once a
+// second, or every askEvery messages). A session with traffic gets that
+// PING in the write of its next message (Send); the sweeper pings a quiet
+// one. mu must be held.
+func (s *Session) askSoon(first bool) {
+	now := time.Now().UnixNano()
+	due := now + s.hub.askNext
+	if first {
+		due = now + s.firstAsk(now)
+	}
 	if due < s.nextPing.Load() {
 		s.nextPing.Store(due)
 	}
+}
+
+// firstAsk is the delay of the ask for a message held with nothing
+// before it: askFirst after a quiet spell, so a burst such as a join's is
+// released within a fraction of a second; but no sooner than askNext
+// after the last PING, so a steady stream whose every ack empties the
+// buffer (a game's states) is still asked about once a second.
+func (s *Session) firstAsk(now int64) int64 {
+	h := s.hub
+	if sent := s.pingSent.Load(); sent != 0 {
+		since := int64(uint32(now/1e3)-sent) * 1e3 // wrap-safe, as the RTT
+		if rest := h.askNext - since; rest > h.askFirst {
+			return rest
+		}
+	}
+	return h.askFirst
 }
 
 // newPing makes the session's next PING: it carries the ack of the
@@ -337,7 +356,7 @@ func (s *Session) ack(seq uint64) {
 	if seq <= s.outSeq {
 		s.buf.ack(seq)
 		if s.buf.n > 0 {
-			s.askSoon(s.hub.askNext) // what came after the ask, in turn
+			s.askSoon(false) // what came after the ask, in turn
 		}
 	}
 	s.mu.Unlock()
