@@ -461,3 +461,46 @@ func TestHubConfigRefused(t *testing.T) {
 	}
 	h.Stop()
 }
+
+// A quiet session's ask goes within askFirst and a tick of the asks'
+// sweep, whenever in the second it falls: the asks are not left to the
+// sweep of every session, which comes once a second.
+func TestQuietAskSentPromptly(t *testing.T) {
+	h := testHub(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute}, &countingRouter{})
+	const n = 5
+	var sessions [n]*Session
+	var conns [n]*fakeConn
+	for i := range sessions {
+		sessions[i], conns[i], _ = welcomed(t, h)
+	}
+	var sent, pinged [n]time.Time
+	poll := func() {
+		for i, c := range conns {
+			if !sent[i].IsZero() && pinged[i].IsZero() {
+				if k, _ := c.pings(t); k > 0 {
+					pinged[i] = time.Now()
+				}
+			}
+		}
+	}
+	// One message each, 200 ms apart: their asks fall all over a second.
+	for i, s := range sessions {
+		sent[i] = time.Now()
+		sendErrors(t, s, 1)
+		for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			poll()
+		}
+	}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		poll()
+	}
+	limit := time.Duration(h.askFirst) + askTick + 250*time.Millisecond
+	for i := range sessions {
+		if pinged[i].IsZero() {
+			t.Fatalf("session %d: no PING 3 s after its message", i)
+		}
+		if d := pinged[i].Sub(sent[i]); d > limit {
+			t.Errorf("session %d: asked %v after its message, want within %v", i, d, limit)
+		}
+	}
+}

@@ -104,6 +104,7 @@ type Session struct {
 const (
 	flagFrozen       uint32 = 1 << iota // moving to another node: client messages are held
 	flagHelloExpired                    // the hello timeout fired (once)
+	flagAskListed                       // in the hub's asks (see askSoon)
 )
 
 // setFlag sets f and reports whether this call set it.
@@ -252,6 +253,7 @@ func (s *Session) askSoon(first bool) {
 	}
 	if due < s.nextPing.Load() {
 		s.nextPing.Store(due)
+		s.hub.listAsk(s)
 	}
 }
 
