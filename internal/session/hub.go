@@ -144,11 +144,11 @@ type Hub struct {
 	msgInterval int64 // nanoseconds per message of the rate limit
 	askFirst    int64 // nanoseconds: see Session.askSoon
 	askNext     int64
+	bounds      bounds
+	tokens      *tokenMACs
 
-	askMu  sync.Mutex
-	asks   []*Session // whose ask is due soon (listAsk)
-	bounds bounds
-	tokens *tokenMACs
+	askMu sync.Mutex
+	asks  []*Session // whose ask is due soon (listAsk)
 
 	// Every session is in one of the two maps until it ends: the sweeper
 	// goes over both.
