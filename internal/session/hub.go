@@ -756,8 +756,10 @@ func (h *Hub) sweep() {
 	}
 }
 
-// listAsk lists s, whose next PING askSoon brought forward, for the
-// sweeper's next look at the asks (unless it is listed already).
+// listAsk lists s, whose next PING askSoon brought to within askFirst,
+// for the sweeper's next look at the asks (unless it is listed already).
+// Asks due later (a stream's, once a second) are left to the sweep of
+// every session.
 func (h *Hub) listAsk(s *Session) {
 	if !s.setFlag(flagAskListed) {
 		return
@@ -787,7 +789,7 @@ func (h *Hub) sweepAsks(now int64, batch []*Session) []*Session {
 			if attached {
 				h.ping(s, now)
 			}
-		case next-now <= h.askNext:
+		case next-now <= h.askFirst:
 			h.listAsk(s) // still to come
 		}
 	}

@@ -247,13 +247,16 @@ func (s *Session) Send(f *frame.Frame) error {
 // one. mu must be held.
 func (s *Session) askSoon(first bool) {
 	now := time.Now().UnixNano()
-	due := now + s.hub.askNext
+	delay := s.hub.askNext
 	if first {
-		due = now + s.firstAsk(now)
+		delay = s.firstAsk(now)
 	}
-	if due < s.nextPing.Load() {
+	if due := now + delay; due < s.nextPing.Load() {
 		s.nextPing.Store(due)
-		s.hub.listAsk(s)
+		if delay <= s.hub.askFirst {
+			// Sooner than the sweep of every session would see it.
+			s.hub.listAsk(s)
+		}
 	}
 }
 
