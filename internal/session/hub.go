@@ -684,7 +684,7 @@ func (h *Hub) attach(p, s *Session, lastSeq uint64) *protocol.Error {
 	f.B = resumed.Append(f.B)
 	_ = c.Send(f.Seal(), 0)
 	f.Release()
-	s.buf.each(lastSeq, func(seq uint64, f *frame.Frame) { _ = c.Send(f, seq) })
+	s.buf.each(lastSeq, s.outSeq, func(seq uint64, f *frame.Frame) { _ = c.Send(f, seq) })
 	s.state.Store(stateActive)
 	s.mu.Unlock()
 	c.Flush()

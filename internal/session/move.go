@@ -89,11 +89,8 @@ func (h *Hub) Export(s *Session, seat []byte) State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := State{ID: s.id.String(), Token: h.tokenOf(s).String(), UserID: s.UserID(), Claims: s.Claims(), Expires: s.expiry(),
-		OutSeq: s.outSeq, InSeq: s.inSeq.Load(), FirstSeq: s.buf.firstSeq, Seat: seat}
-	s.buf.each(0, func(_ uint64, f *frame.Frame) { st.Replay = append(st.Replay, append([]byte(nil), f.B...)) })
-	if len(st.Replay) == 0 {
-		st.FirstSeq = s.outSeq + 1
-	}
+		OutSeq: s.outSeq, InSeq: s.inSeq.Load(), FirstSeq: s.buf.first(s.outSeq), Seat: seat}
+	s.buf.each(0, s.outSeq, func(_ uint64, f *frame.Frame) { st.Replay = append(st.Replay, append([]byte(nil), f.B...)) })
 	return st
 }
 
@@ -147,11 +144,13 @@ func (h *Hub) Import(st State) (*Session, error) {
 	if len(st.Replay) > int(h.bounds.msgs) {
 		s.coldPart().bounds = newBounds(len(st.Replay), h.cfg.ReplayBytes)
 	}
-	for i, b := range st.Replay {
+	// The frames are numbered from st.FirstSeq up to outSeq (st.OutSeq),
+	// as the check above ensured.
+	for _, b := range st.Replay {
 		f := frame.New()
 		f.Grow(len(b))
 		f.B = append(f.B, b...)
-		s.buf.push(st.FirstSeq+uint64(i), f.Seal(), s.bounds())
+		s.buf.push(f.Seal(), s.bounds())
 		f.Release()
 	}
 	s.state.Store(stateDetached)

@@ -13,14 +13,21 @@ import (
 // of fixed-size chunks taken from a pool as it grows and given back as acks
 // empty them, so a quiet session holds nothing and a burst of messages
 // leaves no outgrown arrays behind for the collector.
+//
+// The frames held are the last n the session sent, so their sequence
+// numbers are known from its outSeq (the methods' last): the buffer keeps
+// none of its own.
 type replay struct {
 	head, tail *replayChunk
-	firstSeq   uint64 // sequence number of the oldest frame
 	bytes      int32
-	off        int32 // position of the oldest frame in head
-	n          int32 // frames held
-	sinceAsk   int32 // frames pushed since the last ack or ask
+	n          int32  // frames held: sequence numbers last-n+1 to last
+	off        uint16 // position of the oldest frame in head (< chunkLen)
+	sinceAsk   uint16 // frames pushed since the last ack or ask (≤ askEvery)
 }
+
+// first is the sequence number of the oldest frame held, last that of the
+// newest (the session's outSeq); last+1 when none is held.
+func (b *replay) first(last uint64) uint64 { return last - uint64(b.n) + 1 }
 
 // bounds are a replay buffer's limits: the hub's, or a moved session's
 // own (see Session.bounds).
@@ -53,18 +60,16 @@ type replayChunk struct {
 
 var replayChunks = sync.Pool{New: func() any { return new(replayChunk) }}
 
-// push appends the frame with sequence number seq (always the previous
-// seq + 1), dropping the oldest entries past the bounds lim. It reports
-// whether to ask the client for an ack: when askStep frames were pushed
-// since the last ack that released something, or since the last ask.
-func (b *replay) push(seq uint64, f *frame.Frame, lim bounds) (ask bool) {
+// push appends the frame with the next sequence number (the session's
+// outSeq, just advanced), dropping the oldest entries past the bounds lim.
+// It reports whether to ask the client for an ack: when askStep frames
+// were pushed since the last ack that released something, or since the
+// last ask.
+func (b *replay) push(f *frame.Frame, lim bounds) (ask bool) {
 	if b.n >= lim.msgs {
 		b.dropOldest()
 	}
-	if b.n == 0 {
-		b.firstSeq = seq
-	}
-	i := (b.off + b.n) % chunkLen
+	i := (int32(b.off) + b.n) % chunkLen
 	switch {
 	case b.tail == nil:
 		b.head = replayChunks.Get().(*replayChunk)
@@ -81,7 +86,7 @@ func (b *replay) push(seq uint64, f *frame.Frame, lim bounds) (ask bool) {
 		b.dropOldest()
 	}
 	b.sinceAsk++
-	if b.sinceAsk >= lim.askStep() {
+	if int32(b.sinceAsk) >= lim.askStep() {
 		b.sinceAsk = 0
 		return true
 	}
@@ -96,7 +101,6 @@ func (b *replay) dropOldest() {
 	f.Release()
 	b.off++
 	b.n--
-	b.firstSeq++
 	switch {
 	case b.n == 0:
 		// Everything is acknowledged: a quiet session holds no chunk.
@@ -110,12 +114,14 @@ func (b *replay) dropOldest() {
 	}
 }
 
-// ack forgets everything up to and including seq.
-func (b *replay) ack(seq uint64) {
-	if b.n > 0 && b.firstSeq <= seq {
+// ack forgets everything up to and including seq; last is the newest
+// sequence number sent.
+func (b *replay) ack(seq, last uint64) {
+	first := b.first(last)
+	if b.n > 0 && first <= seq {
 		b.sinceAsk = 0
 	}
-	for b.n > 0 && b.firstSeq <= seq {
+	for ; b.n > 0 && first <= seq; first++ {
 		b.dropOldest()
 	}
 }
@@ -125,17 +131,18 @@ func (b *replay) covers(lastSeq, last uint64) bool {
 	if lastSeq == last {
 		return true
 	}
-	return b.n > 0 && b.firstSeq <= lastSeq+1
+	return b.n > 0 && b.first(last) <= lastSeq+1
 }
 
-// each calls fn for every held frame after lastSeq, in order.
-func (b *replay) each(lastSeq uint64, fn func(seq uint64, f *frame.Frame)) {
-	c, i := b.head, b.off
+// each calls fn for every held frame after lastSeq, in order; last is the
+// newest sequence number sent.
+func (b *replay) each(lastSeq, last uint64, fn func(seq uint64, f *frame.Frame)) {
+	c, i, first := b.head, int(b.off), b.first(last)
 	for k := int32(0); k < b.n; k++ {
 		if i == chunkLen {
 			c, i = c.next, 0
 		}
-		if seq := b.firstSeq + uint64(k); seq > lastSeq {
+		if seq := first + uint64(k); seq > lastSeq {
 			fn(seq, c.frames[i])
 		}
 		i++

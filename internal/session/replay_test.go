@@ -12,21 +12,45 @@ func testFrame(n int) *frame.Frame {
 	return f.Seal()
 }
 
-func held(b *replay, after uint64) (seqs []uint64) {
+// testReplay is a replay with the sequence counter a session keeps for
+// it (its outSeq).
+type testReplay struct {
+	replay
+	last uint64
+}
+
+// push pushes f as seq, which must follow the last.
+func (b *testReplay) push(seq uint64, f *frame.Frame, lim bounds) bool {
+	if seq != b.last+1 {
+		panic("pushed out of sequence")
+	}
+	b.last = seq
+	return b.replay.push(f, lim)
+}
+
+func (b *testReplay) ack(seq uint64) { b.replay.ack(seq, b.last) }
+
+func (b *testReplay) each(after uint64, fn func(seq uint64, f *frame.Frame)) {
+	b.replay.each(after, b.last, fn)
+}
+
+func (b *testReplay) firstSeq() uint64 { return b.first(b.last) }
+
+func held(b *testReplay, after uint64) (seqs []uint64) {
 	b.each(after, func(seq uint64, _ *frame.Frame) { seqs = append(seqs, seq) })
 	return seqs
 }
 
 func TestReplayBoundsAndAcks(t *testing.T) {
-	var b replay
+	var b testReplay
 	lim := newBounds(4, 1<<20)
 	for seq := uint64(1); seq <= 6; seq++ {
 		f := testFrame(10)
 		b.push(seq, f, lim)
 		f.Release()
 	}
-	if b.n != 4 || b.firstSeq != 3 {
-		t.Fatalf("held %d from %d, want 4 from 3", b.n, b.firstSeq)
+	if b.n != 4 || b.firstSeq() != 3 {
+		t.Fatalf("held %d from %d, want 4 from 3", b.n, b.firstSeq())
 	}
 	if b.covers(1, 6) {
 		t.Fatal("covers a gap: seq 2 was dropped")
@@ -38,8 +62,8 @@ func TestReplayBoundsAndAcks(t *testing.T) {
 		t.Fatalf("after 4: %v", got)
 	}
 	b.ack(4)
-	if b.n != 2 || b.firstSeq != 5 {
-		t.Fatalf("after ack: %d from %d", b.n, b.firstSeq)
+	if b.n != 2 || b.firstSeq() != 5 {
+		t.Fatalf("after ack: %d from %d", b.n, b.firstSeq())
 	}
 	b.ack(100)
 	if b.n != 0 || b.bytes != 0 || b.head != nil || b.tail != nil {
@@ -51,15 +75,15 @@ func TestReplayBoundsAndAcks(t *testing.T) {
 }
 
 func TestReplayByteBound(t *testing.T) {
-	var b replay
+	var b testReplay
 	lim := newBounds(1000, 100)
 	for seq := uint64(1); seq <= 10; seq++ {
 		f := testFrame(30) // 32 bytes on the wire
 		b.push(seq, f, lim)
 		f.Release()
 	}
-	if b.bytes > 100 || b.n != 3 || b.firstSeq != 8 {
-		t.Fatalf("%d bytes, %d frames from %d", b.bytes, b.n, b.firstSeq)
+	if b.bytes > 100 || b.n != 3 || b.firstSeq() != 8 {
+		t.Fatalf("%d bytes, %d frames from %d", b.bytes, b.n, b.firstSeq())
 	}
 	b.reset()
 	if b.n != 0 || b.head != nil {
@@ -68,7 +92,7 @@ func TestReplayByteBound(t *testing.T) {
 }
 
 func TestReplayReleasesFrames(t *testing.T) {
-	var b replay
+	var b testReplay
 	lim := newBounds(2, 1<<20)
 	f := testFrame(1)
 	b.push(1, f, lim)
@@ -83,7 +107,7 @@ func TestReplayReleasesFrames(t *testing.T) {
 // reports.
 func TestReplayAcrossChunks(t *testing.T) {
 	const max = 2*chunkLen + 5
-	var b replay
+	var b testReplay
 	lim := newBounds(max, 1<<20)
 	frames := make([]*frame.Frame, 0, 100)
 	for seq := uint64(1); seq <= 100; seq++ {
@@ -91,8 +115,8 @@ func TestReplayAcrossChunks(t *testing.T) {
 		frames = append(frames, f)
 		b.push(seq, f, lim)
 	}
-	if b.n != max || b.firstSeq != 100-max+1 {
-		t.Fatalf("held %d from %d, want %d from %d", b.n, b.firstSeq, max, 100-max+1)
+	if b.n != max || b.firstSeq() != 100-max+1 {
+		t.Fatalf("held %d from %d, want %d from %d", b.n, b.firstSeq(), max, 100-max+1)
 	}
 	chunks := 0
 	for c := b.head; c != nil; c = c.next {
@@ -117,8 +141,8 @@ func TestReplayAcrossChunks(t *testing.T) {
 	check(0, 100-max+1)
 	check(90, 91)
 	b.ack(80) // frees the head chunk(s) up to 80
-	if b.firstSeq != 81 || b.n != 20 {
-		t.Fatalf("after ack 80: %d from %d", b.n, b.firstSeq)
+	if b.firstSeq() != 81 || b.n != 20 {
+		t.Fatalf("after ack 80: %d from %d", b.n, b.firstSeq())
 	}
 	check(0, 81)
 	for _, f := range frames {
@@ -136,7 +160,7 @@ func TestReplayPushAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items")
 	}
-	var b replay
+	var b testReplay
 	lim := newBounds(1024, 1<<20)
 	f := testFrame(100)
 	defer f.Release()
@@ -161,9 +185,9 @@ func BenchmarkReplayPush(b *testing.B) {
 	f := testFrame(100)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		r.push(uint64(i+1), f, lim)
+		r.push(f, lim)
 		if r.n == 512 {
-			r.ack(uint64(i + 1))
+			r.ack(uint64(i+1), uint64(i+1))
 		}
 	}
 	r.reset()
@@ -173,7 +197,7 @@ func BenchmarkReplayPush(b *testing.B) {
 // The buffer asks for an ack once askEvery frames wait since the last ack
 // or the last ask, and after half the bound when that is less.
 func TestReplayAsksForAcks(t *testing.T) {
-	var b replay
+	var b testReplay
 	lim := newBounds(1024, 1<<20)
 	f := testFrame(1)
 	defer f.Release()

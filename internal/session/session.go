@@ -215,7 +215,7 @@ func (s *Session) Send(f *frame.Frame) error {
 		return s.conn.Send(f, 0)
 	}
 	s.outSeq++
-	ask := s.buf.push(s.outSeq, f, s.bounds())
+	ask := s.buf.push(f, s.bounds())
 	if s.conn == nil {
 		return nil // detached: kept for the resume
 	}
@@ -359,7 +359,7 @@ func (s *Session) Kick(code protocol.Code, reason string) {
 func (s *Session) ack(seq uint64) {
 	s.mu.Lock()
 	if seq <= s.outSeq {
-		s.buf.ack(seq)
+		s.buf.ack(seq, s.outSeq)
 		if s.buf.n > 0 {
 			s.askSoon(false) // what came after the ask, in turn
 		}
