@@ -255,7 +255,7 @@ func (h *Hub) Stop() {
 // RESUME.
 func (h *Hub) Open(c Conn) *Session {
 	s := &Session{hub: h, conn: c}
-	s.deadline.Store(time.Now().Add(h.cfg.HelloTimeout).UnixNano())
+	s.due.Store(time.Now().Add(h.cfg.HelloTimeout).UnixNano())
 	h.mu.Lock()
 	h.pending[s] = struct{}{}
 	h.mu.Unlock()
@@ -295,13 +295,17 @@ func (h *Hub) ConnClosed(s *Session, c Conn, code uint16, byPeer bool) {
 	// The sweeper may look before the router answers: until then the
 	// session has the default window.
 	at := time.Now()
-	s.deadline.Store(at.Add(h.cfg.ResumeWindow).UnixNano())
+	s.due.Store(at.Add(h.cfg.ResumeWindow).UnixNano())
 	s.state.Store(stateDetached)
 	s.mu.Unlock()
 	h.stats.Active.Add(-1)
 	h.stats.Detached.Add(1)
 	if grace, ok := h.router.Detached(s); ok {
-		s.deadline.Store(at.Add(grace).UnixNano())
+		s.mu.Lock()
+		if s.state.Load() == stateDetached { // not resumed meanwhile
+			s.due.Store(at.Add(grace).UnixNano())
+		}
+		s.mu.Unlock()
 	}
 }
 
@@ -533,6 +537,7 @@ func (h *Hub) hello(s *Session, body []byte) {
 	h.byID[s.id] = s
 	h.mu.Unlock()
 	s.mu.Lock()
+	h.schedulePing(s) // due: from the hello timeout to the first PING
 	ok := s.state.CompareAndSwap(stateAwaitHello, stateActive)
 	s.mu.Unlock()
 	if !ok { // closed meanwhile
@@ -542,7 +547,6 @@ func (h *Hub) hello(s *Session, body []byte) {
 		return
 	}
 	h.stats.Active.Add(1)
-	h.schedulePing(s)
 	h.router.Started(s)
 	w := protocol.Welcome{
 		Version:        protocol.Version,
@@ -563,7 +567,7 @@ func (h *Hub) hello(s *Session, body []byte) {
 // interval, so sessions that connected together do not ping together.
 func (h *Hub) schedulePing(s *Session) {
 	iv := int64(h.cfg.PingInterval)
-	s.nextPing.Store(time.Now().UnixNano() + iv/2 + rand.Int64N(iv/2+1))
+	s.due.Store(time.Now().UnixNano() + iv/2 + rand.Int64N(iv/2+1))
 }
 
 // tokenOf returns s's resume token (see token). s.mu must be held.
@@ -686,6 +690,12 @@ func (h *Hub) attach(p, s *Session, lastSeq uint64) *protocol.Error {
 	f.Release()
 	s.buf.each(lastSeq, s.outSeq, func(seq uint64, f *frame.Frame) { _ = c.Send(f, seq) })
 	s.state.Store(stateActive)
+	// due was the resume window's end: now the next PING, soon if the
+	// replay left messages to acknowledge.
+	s.due.Store(time.Now().UnixNano() + int64(h.cfg.PingInterval))
+	if s.buf.n > 0 {
+		s.askSoon(false)
+	}
 	s.mu.Unlock()
 	c.Flush()
 
@@ -781,16 +791,14 @@ func (h *Hub) sweepAsks(now int64, batch []*Session) []*Session {
 		if s.state.Load() != stateActive {
 			continue
 		}
-		switch next := s.nextPing.Load(); {
+		switch next := s.due.Load(); {
 		case now >= next:
-			s.mu.Lock()
-			attached := s.conn != nil
-			s.mu.Unlock()
-			if attached {
-				h.ping(s, now)
-			}
-		case next-now <= h.askFirst:
-			h.listAsk(s) // still to come
+			h.ping(s, now)
+		case next-now < h.askNext:
+			// Still to come (listed within askFirst of a moment ago). A
+			// PING that went with a message put the next a ping interval
+			// away, at least askNext: that session is done.
+			h.listAsk(s)
 		}
 	}
 	clear(batch)
@@ -802,7 +810,7 @@ func (h *Hub) sweepSessions(now int64, sessions []*Session) {
 	for _, s := range sessions {
 		switch s.state.Load() {
 		case stateAwaitHello:
-			if now > s.deadline.Load() && s.setFlag(flagHelloExpired) {
+			if now > s.due.Load() && s.setFlag(flagHelloExpired) {
 				h.stats.HelloTimeouts.Add(1)
 				s.SendError(protocol.NewError(protocol.CodeHelloTimeout, "no hello within the time limit"), 0, 0)
 				s.Close(protocol.CloseHelloTimeout, "hello timeout")
@@ -825,11 +833,11 @@ func (h *Hub) sweepSessions(now int64, sessions []*Session) {
 				s.Close(protocol.CloseHeartbeatTimeout, "heartbeat timeout")
 				continue
 			}
-			if now >= s.nextPing.Load() {
+			if now >= s.due.Load() {
 				h.ping(s, now)
 			}
 		case stateDetached:
-			if now > s.deadline.Load() {
+			if now > s.due.Load() {
 				h.stats.Expired.Add(1)
 				h.destroy(s)
 			}
@@ -837,7 +845,21 @@ func (h *Hub) sweepSessions(now int64, sessions []*Session) {
 	}
 }
 
-func (h *Hub) ping(s *Session, now int64) { s.sendNow(s.newPing(now)) }
+// ping sends s its next PING, which the sweeper found due at now, if it
+// still is under the lock: the session may have detached (due is its next
+// PING only while active), or sent that PING with a message meanwhile.
+func (h *Hub) ping(s *Session, now int64) {
+	s.mu.Lock()
+	c := s.conn
+	if c == nil || s.state.Load() != stateActive || now < s.due.Load() {
+		s.mu.Unlock()
+		return
+	}
+	f := s.newPing(now)
+	_ = c.SendNow(f)
+	s.mu.Unlock()
+	f.Release()
+}
 
 // Shutdown closes every session's connection with code and ends the
 // detached ones.

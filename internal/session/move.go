@@ -154,7 +154,7 @@ func (h *Hub) Import(st State) (*Session, error) {
 		f.Release()
 	}
 	s.state.Store(stateDetached)
-	s.deadline.Store(time.Now().Add(h.cfg.ResumeWindow).UnixNano())
+	s.due.Store(time.Now().Add(h.cfg.ResumeWindow).UnixNano())
 	h.mu.Lock()
 	if h.byID[s.id] != nil {
 		h.mu.Unlock()

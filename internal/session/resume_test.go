@@ -376,7 +376,7 @@ func TestQuietSessionAskedForAck(t *testing.T) {
 
 	// A PING that is due when a message goes out rides in its write.
 	sendErrors(t, s, 2)
-	s.nextPing.Store(time.Now().UnixNano() - 1)
+	s.due.Store(time.Now().UnixNano() - 1)
 	sendErrors(t, s, 1)
 	c.mu.Lock()
 	last := c.msgs[len(c.msgs)-1]

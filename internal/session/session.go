@@ -73,11 +73,12 @@ type Session struct {
 	resumes  uint32    // resumes here: the resume token's count (mu; see token)
 	budget   budget    // messages the client may send (msgMu)
 	auth     *identity // nil for an anonymous session
-	// deadline is when the sweeper ends the session, in Unix nanoseconds:
-	// the hello timeout while it awaits HELLO, the end of the resume
-	// window while it is detached; unused while active.
-	deadline atomic.Int64
-	nextPing atomic.Int64 // Unix nanoseconds
+	// due is when the sweeper next acts on the session, in Unix
+	// nanoseconds: the hello timeout while it awaits HELLO, its next PING
+	// while active, the end of the resume window while detached. It is
+	// set under mu when the state changes, and the next PING is moved only
+	// while active (askSoon, ping).
+	due atomic.Int64
 
 	// Guarded by mu: the connection, the outbound sequence and the
 	// router's value.
@@ -223,7 +224,7 @@ func (s *Session) Send(f *frame.Frame) error {
 	case ask:
 	case s.buf.n == 1:
 		s.askSoon(true)
-	case s.nextPing.Load() <= time.Now().UnixNano():
+	case s.due.Load() <= time.Now().UnixNano():
 		// The PING due rides with this message, in its write.
 		ask, s.buf.sinceAsk = true, 0
 	}
@@ -246,13 +247,16 @@ func (s *Session) Send(f *frame.Frame) error {
 // PING in the write of its next message (Send); the sweeper pings a quiet
 // one. mu must be held.
 func (s *Session) askSoon(first bool) {
+	if s.state.Load() != stateActive {
+		return // due is not the next PING (an ack raced a detach)
+	}
 	now := time.Now().UnixNano()
 	delay := s.hub.askNext
 	if first {
 		delay = s.firstAsk(now)
 	}
-	if due := now + delay; due < s.nextPing.Load() {
-		s.nextPing.Store(due)
+	if due := now + delay; due < s.due.Load() {
+		s.due.Store(due)
 		if delay <= s.hub.askFirst {
 			// Sooner than the sweep of every session would see it.
 			s.hub.listAsk(s)
@@ -284,7 +288,7 @@ func (s *Session) newPing(now int64) *frame.Frame {
 	sent := max(uint32(now/1e3), 1)
 	m := protocol.Ping{Nonce: sent, RTTMicros: s.rtt.Load(), Ack: s.inSeq.Load()}
 	s.pingSent.Store(sent)
-	s.nextPing.Store(now + int64(h.cfg.PingInterval))
+	s.due.Store(now + int64(h.cfg.PingInterval))
 	h.stats.PingsSent.Add(1)
 	f := frame.New()
 	f.B = m.Append(f.B)
