@@ -174,9 +174,17 @@ func (c *clusterNode) moveRoom(ctx context.Context, id, target string) (err erro
 		keepHere(false)
 		return err
 	}
+	// A move that fails restores the room here, once the stopped one has
+	// freed its ID.
+	restoreHere := func() bool {
+		if err := s.rooms.AwaitEnded(ctx, id); err != nil {
+			return false
+		}
+		_, err := s.rooms.Restore(ctx, env)
+		return err == nil
+	}
 	if err := c.dir.SaveSnapshot(ctx, id, env, 10*time.Minute); err != nil {
-		_, rerr := s.rooms.Restore(ctx, env) // keep it running here
-		keepHere(rerr == nil)
+		keepHere(restoreHere()) // keep it running here
 		return err
 	}
 	c.mu.Lock()
@@ -188,11 +196,11 @@ func (c *clusterNode) moveRoom(ctx context.Context, id, target string) (err erro
 	}
 	if err := c.requestRestore(ctx, target, id); err != nil {
 		// Nobody took it: it runs here until the deadline.
-		_, rerr := s.rooms.Restore(ctx, env)
-		if rerr == nil {
+		restored := restoreHere()
+		if restored {
 			c.acquire(ctx, id)
 		}
-		keepHere(rerr == nil)
+		keepHere(restored)
 		return err
 	}
 	// Players of other nodes in the room: their nodes reseat them there.

@@ -92,6 +92,25 @@ func (m *Manager) Snapshot(ctx context.Context, id string, stop bool) ([]byte, e
 	return out, err
 }
 
+// AwaitEnded waits until the room with this ID, if there is one, has
+// ended and freed its ID, or ctx ends. A room a Snapshot stopped ends
+// after the turn it is in: restoring its envelope here at once (a move
+// that failed) waits for that first.
+func (m *Manager) AwaitEnded(ctx context.Context, id string) error {
+	m.mu.Lock()
+	r := m.rooms[id]
+	m.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	select {
+	case <-r.ctx.Done(): // cancelled once the ID is free (finish)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // DecodeEnvelope reads an Envelope.
 func DecodeEnvelope(b []byte) (Envelope, error) {
 	var env Envelope

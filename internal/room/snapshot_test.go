@@ -165,3 +165,43 @@ func heldSeat(p *player) bool {
 	_, ok := p.held()
 	return ok
 }
+
+// A room a Snapshot stopped is restored on the same node once AwaitEnded
+// returns, however soon after the snapshot: the stopped room has freed
+// its ID by then (a move that failed keeps its room this way).
+func TestRestoreHereAfterStop(t *testing.T) {
+	ctx := context.Background()
+	m := NewManager(Config{Node: "a"})
+	cfg := arena.Config
+	cfg.ResumeWindow = time.Minute
+	if err := m.Register("arena", arena.New, cfg); err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{id: "s1"}
+	join(t, m, s, protocol.JoinOrCreate, "arena", "")
+	roomID := seatOf(s).room.id
+	for i := 0; i < 20; i++ {
+		snap, err := m.Snapshot(ctx, roomID, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.AwaitEnded(ctx, roomID); err != nil {
+			t.Fatal(err)
+		}
+		if m.Has(roomID) {
+			t.Fatalf("round %d: the stopped room still holds its ID after AwaitEnded", i)
+		}
+		if _, err := m.Restore(ctx, snap); err != nil {
+			t.Fatalf("round %d: restore after the stop: %v", i, err)
+		}
+	}
+	// An ID no room has returns at once; a running room's waits for ctx.
+	if err := m.AwaitEnded(ctx, "no-such-room"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := m.AwaitEnded(short, roomID); err == nil {
+		t.Fatal("AwaitEnded returned for a room that is running")
+	}
+}
