@@ -66,7 +66,7 @@ type Session struct {
 	id  sessionID // set at WELCOME; fixed after
 
 	state atomic.Uint32
-	flags atomic.Uint32 // flagFrozen, flagHelloExpired
+	flags atomic.Uint32 // flagFrozen, flagHelloExpired, flagAskListed
 	// pingSent is when the last server PING went, in Unix microseconds
 	// mod 2^32, never 0 once one went: also the PING's nonce.
 	pingSent atomic.Uint32
