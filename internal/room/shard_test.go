@@ -144,17 +144,7 @@ func TestShardPanicLeavesNeighboursRunning(t *testing.T) {
 		}
 		ids = append(ids, info.ID)
 	}
-	bad, err := m.Create(context.Background(), "c", game.Options{"boom": true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for m.lookup(bad.ID) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the panicking room was not disposed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	createPanicking(t, m)
 	if m.stats.Panics.Load() != 1 {
 		t.Fatalf("panics = %d, want 1", m.stats.Panics.Load())
 	}
@@ -314,17 +304,7 @@ func TestRoomLoggerMadeWhenItLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad, err := m.Create(context.Background(), "c", game.Options{"boom": true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for m.lookup(bad.ID) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the panicking room was not disposed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	bad := createPanicking(t, m)
 	entries := logs.FilterMessage("room panicked: disposing it").All()
 	if len(entries) != 1 {
 		t.Fatalf("%d panic entries, want 1", len(entries))
@@ -343,4 +323,23 @@ func TestRoomLoggerMadeWhenItLogs(t *testing.T) {
 	if l := r.Logger(); l != r.Logger() {
 		t.Fatal("Logger made a second logger")
 	}
+}
+
+// createPanicking creates a room of the counters' kind "c" with the option
+// that makes it panic in its third tick, and waits until the manager has
+// disposed it.
+func createPanicking(t *testing.T, m *Manager) RoomInfo {
+	t.Helper()
+	bad, err := m.Create(context.Background(), "c", game.Options{"boom": true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.lookup(bad.ID) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the panicking room was not disposed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return bad
 }
