@@ -70,8 +70,8 @@ func TestOnDecodesEachMessageAfresh(t *testing.T) {
 	}
 }
 
-// A body that does not decode is a 400 naming the type, and the handler is
-// not called; the next good body decodes as if nothing happened.
+// A body that does not decode, or has bytes after its value, is a 400
+// naming the type, and the handler is not called; the next good body decodes as if nothing happened.
 func TestOnBadBody(t *testing.T) {
 	r := &handlerRoom{}
 	calls := 0
@@ -82,7 +82,8 @@ func TestOnBadBody(t *testing.T) {
 		}
 		return nil
 	})
-	for _, bad := range [][]byte{{0xc1}, {0x93, 0x01}, body(t, "a string"), {0x94, 0xcf, 0xff}, nil} {
+	trailing := append(body(t, input{Seq: 7}), 0x01)
+	for _, bad := range [][]byte{{0xc1}, {0x93, 0x01}, body(t, "a string"), {0x94, 0xcf, 0xff}, nil, trailing} {
 		err := r.fn(r, nil, game.Message{Type: 0x10ab, Body: bad})
 		var ge *game.Error
 		if !errors.As(err, &ge) || ge.Code != game.ErrBadRequest.Code || !strings.Contains(ge.Message, "0x10ab") {

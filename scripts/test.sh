@@ -17,6 +17,7 @@ go test -run '^$' -fuzz FuzzDecode -fuzztime 1000000x ./internal/protocol/
 go test -run '^$' -fuzz FuzzParseHead -fuzztime 250000x ./internal/transport/
 go test -run '^$' -fuzz FuzzClientAddr -fuzztime 200000x ./internal/transport/
 go test -run '^$' -fuzz FuzzDecodePost -fuzztime 100000x .
+go test -run '^$' -fuzz FuzzInputDecode -fuzztime 200000x ./examples/arena/
 
 # The JavaScript client (clients/js): type check, bundle freshness, Node
 # unit and integration tests, and the demo pages in headless Chromium,

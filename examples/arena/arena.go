@@ -15,11 +15,13 @@
 package arena
 
 import (
+	"errors"
 	"math"
 	"time"
 
 	"github.com/gameserver/gameserver/game"
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // MsgInput is the type of the input message.
@@ -41,6 +43,127 @@ type Input struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Seq      uint32
 	DX, DY   float64
+}
+
+// DecodeMsgpack implements msgpack.CustomDecoder. Every input is decoded
+// on the room's loop, so the fields are read without reflection, by the
+// protocol's rules for positional bodies: trailing elements a later
+// version may add are skipped, missing trailing fields are zero, seq is
+// any integer encoding (or a float holding one) that fits a uint32, and
+// dx and dy are any number that is finite as a float32.
+func (in *Input) DecodeMsgpack(dec *msgpack.Decoder) error {
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	*in = Input{}
+	if n < 0 { // nil
+		return nil
+	}
+	if n > 0 {
+		if in.Seq, err = decodeSeq(dec); err != nil {
+			return err
+		}
+	}
+	if n > 1 {
+		if in.DX, err = decodeDir(dec); err != nil {
+			return err
+		}
+	}
+	if n > 2 {
+		if in.DY, err = decodeDir(dec); err != nil {
+			return err
+		}
+	}
+	return skipValues(dec, n-3)
+}
+
+var (
+	errSeq    = errors.New("seq must be an integer from 0 to 4294967295")
+	errDir    = errors.New("dx and dy must be finite numbers")
+	errNested = errors.New("a trailing element nests too deep")
+)
+
+func decodeSeq(dec *msgpack.Decoder) (uint32, error) {
+	c, err := dec.PeekCode()
+	if err != nil {
+		return 0, err
+	}
+	if c == msgpcode.Float || c == msgpcode.Double {
+		f, err := dec.DecodeFloat64()
+		if err != nil || f != math.Trunc(f) || f < 0 || f > math.MaxUint32 {
+			return 0, errSeq
+		}
+		return uint32(f), nil
+	}
+	if c == msgpcode.Uint64 {
+		u, err := dec.DecodeUint64()
+		if err != nil || u > math.MaxUint32 {
+			return 0, errSeq
+		}
+		return uint32(u), nil
+	}
+	v, err := dec.DecodeInt64()
+	if err != nil || v < 0 || v > math.MaxUint32 {
+		return 0, errSeq
+	}
+	return uint32(v), nil
+}
+
+func decodeDir(dec *msgpack.Decoder) (float64, error) {
+	f, err := dec.DecodeFloat64()
+	if err != nil {
+		return 0, errDir
+	}
+	if f32 := float64(float32(f)); math.IsNaN(f32) || math.IsInf(f32, 0) {
+		return 0, errDir
+	}
+	return f, nil
+}
+
+// maxDepth bounds the nesting of skipped elements, as the protocol's own
+// decoder does.
+const maxDepth = 32
+
+// skipValues skips n msgpack values, checking that each is well formed,
+// without recursion.
+func skipValues(dec *msgpack.Decoder, n int) error {
+	var left [maxDepth]int // values still to skip at each level
+	depth := 0
+	left[0] = n
+	for {
+		for left[depth] <= 0 {
+			if depth == 0 {
+				return nil
+			}
+			depth--
+		}
+		left[depth]--
+		c, err := dec.PeekCode()
+		if err != nil {
+			return err
+		}
+		var k int
+		switch {
+		case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+			k, err = dec.DecodeArrayLen()
+		case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+			k, err = dec.DecodeMapLen()
+			k *= 2
+		default:
+			err = dec.Skip()
+		}
+		if err != nil {
+			return err
+		}
+		if k > 0 {
+			if depth+1 == maxDepth {
+				return errNested
+			}
+			depth++
+			left[depth] = k
+		}
+	}
 }
 
 // dot is one player's state.
@@ -87,9 +210,6 @@ func (a *Arena) input(r game.Room, p game.Player, in Input) error {
 	d.received++
 	if in.Seq < d.lastSeq {
 		return nil // late duplicate: the newer input already applied
-	}
-	if math.IsNaN(in.DX) || math.IsNaN(in.DY) {
-		return &game.Error{Code: game.ErrBadRequest.Code, Message: "dx and dy must be numbers"}
 	}
 	d.dx, d.dy = clamp(float32(in.DX), -1, 1), clamp(float32(in.DY), -1, 1)
 	d.lastSeq = in.Seq
