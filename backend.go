@@ -26,8 +26,10 @@ import (
 // The backend integration: the REST API under /api/v1, signed webhooks,
 // and the operator's monitor page.
 //
-// The API and the monitor are served by internal/api from an api.Backend;
-// localBackend below is the one-node implementation over the room engine.
+// The API and the monitor are served by internal/api from an api.Backend:
+// localBackend below over this node's room engine, and in a cluster
+// clusterBackend (backend_cluster.go), which asks the other nodes' peer
+// APIs for what is theirs.
 // Webhooks are internal/webhook's Dispatcher, fed by the room engine's
 // Observer callbacks, which only queue.
 
@@ -36,6 +38,7 @@ type backend struct {
 	s       *Server
 	started time.Time
 	api     *api.API
+	peerAPI *api.API        // the API other nodes call (cluster mode), or nil
 	hookCfg *webhook.Config // nil: no webhooks
 	hooks   *webhook.Dispatcher
 	sampler *sampler
@@ -72,9 +75,26 @@ func (s *Server) initBackend() error {
 		Namespace: "gameserver", Name: "api_requests_total",
 		Help: "Backend API and monitor requests, by route and status.",
 	}, []string{"route", "status"})
+	local := localBackend{s: s, b: b}
+	var backend api.Backend = local
+	if s.cfg.Redis != "" {
+		backend = newClusterBackend(local)
+		peer, err := api.New(api.Config{
+			Keys:    []string{peerKey(s.cfg.ClusterSecret)},
+			Backend: local,
+			Logger:  s.log.Named("api.peer"),
+			OnRequest: func(route string, status int) {
+				requests.WithLabelValues("peer "+route, strconv.Itoa(status)).Inc()
+			},
+		})
+		if err != nil {
+			return err
+		}
+		b.peerAPI = peer
+	}
 	a, err := api.New(api.Config{
 		Keys:    s.cfg.APIKeys,
-		Backend: localBackend{s: s, b: b},
+		Backend: backend,
 		Logger:  s.log.Named("api"),
 		OnRequest: func(route string, status int) {
 			requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
@@ -132,10 +152,16 @@ func (s *Server) mountBackend(mux *http.ServeMux) {
 			b.hooks = d
 		}
 	}
-	if b.api.Enabled() {
+	if b.api.Enabled() || b.peerAPI != nil {
 		b.sampler = newSampler(b)
 	}
 	b.api.Mount(mux)
+	if b.peerAPI != nil {
+		peer := http.StripPrefix(peerPrefix, b.peerAPI)
+		for _, m := range []string{"GET", "POST", "DELETE"} {
+			mux.Handle(m+" "+peerPrefix+"/api/v1/", peer)
+		}
+	}
 }
 
 // backendDraining announces that the node is draining.

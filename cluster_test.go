@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,9 +18,10 @@ import (
 
 // node is one cluster node running in this process.
 type node struct {
-	srv  *gameserver.Server
-	addr string
-	done chan error
+	srv     *gameserver.Server
+	addr    string
+	done    chan error
+	stopped sync.Once
 }
 
 func startNode(t *testing.T, redisURL, id string, cfg gameserver.Config) *node {
@@ -51,14 +53,17 @@ func startNode(t *testing.T, redisURL, id string, cfg gameserver.Config) *node {
 	return n
 }
 
+// stop shuts the node down; calls after the first return at once.
 func (n *node) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = n.srv.Shutdown(ctx)
-	select {
-	case <-n.done:
-	case <-time.After(10 * time.Second):
-	}
+	n.stopped.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.srv.Shutdown(ctx)
+		select {
+		case <-n.done:
+		case <-time.After(10 * time.Second):
+		}
+	})
 }
 
 // arenaBot plays arena and checks its stream: state ticks increase with no

@@ -294,17 +294,28 @@ func (s *Server) shutdown(ctx context.Context) error {
 }
 
 // awaitRooms waits for the rooms that could not move to end, until shortly
-// before ctx's deadline.
+// before ctx's deadline. A room nobody plays in or holds a seat in is not
+// waited for: it would only wait for its empty timeout.
 func (s *Server) awaitRooms(ctx context.Context) {
 	deadline, _ := ctx.Deadline()
 	margin := time.Until(deadline) / 10
-	for len(s.rooms.Rooms("")) > 0 && time.Until(deadline) > margin {
+	for s.roomsInUse() && time.Until(deadline) > margin {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// roomsInUse reports whether any room has a player or a held seat.
+func (s *Server) roomsInUse() bool {
+	for _, r := range s.rooms.Rooms("") {
+		if r.Players > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // adoptSession imports a session that moved here (cluster mode).

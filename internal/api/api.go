@@ -331,6 +331,7 @@ func (a *API) table() []route {
 		{method: "POST", pattern: "/api/v1/rooms/{roomId}/players/{playerId}/messages", handle: a.send},
 		{method: "POST", pattern: "/api/v1/rooms/{roomId}/players/{playerId}/kick", handle: a.kick},
 		{method: "GET", pattern: "/api/v1/nodes", handle: a.nodes},
+		{method: "GET", pattern: "/api/v1/overview", handle: a.overview},
 		{method: "GET", pattern: "/monitor", public: true, handle: a.monitorPage},
 		{method: "GET", pattern: "/monitor/monitor.js", public: true, handle: a.monitorAsset},
 		{method: "GET", pattern: "/monitor/monitor.css", public: true, handle: a.monitorAsset},
@@ -718,6 +719,27 @@ func (a *API) send(w http.ResponseWriter, r *http.Request, p params) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// overview answers what the monitor shows, as one JSON document.
+func (a *API) overview(w http.ResponseWriter, r *http.Request, _ params) {
+	var o Overview
+	if !a.call(w, r, func(ctx context.Context) (err error) {
+		o, err = a.cfg.Backend.Overview(ctx)
+		return err
+	}) {
+		return
+	}
+	if o.Nodes == nil {
+		o.Nodes = []Node{}
+	}
+	if o.Kinds == nil {
+		o.Kinds = []Kind{}
+	}
+	if o.Rooms == nil {
+		o.Rooms = []Room{}
+	}
+	writeJSON(w, http.StatusOK, o)
 }
 
 func (a *API) nodes(w http.ResponseWriter, r *http.Request, _ params) {

@@ -188,10 +188,12 @@ function render(s) {
   const tickMean = ticks > 0 ? sum(nodes, (n) => n.tickMeanMs * n.ticksPerSec) / ticks : 0;
   const tickP99 = Math.max(0, ...nodes.map((n) => n.tickP99Ms || 0));
   const ws = sum(nodes, (n) => n.connectionsWs), sse = sum(nodes, (n) => n.connectionsSse);
-  const draining = nodes.filter((n) => n.status !== "ready").length;
+  const draining = nodes.filter((n) => n.status === "draining").length;
+  const unreachable = nodes.filter((n) => n.status === "unreachable").length;
 
   $("kpi-nodes").textContent = int(nodes.length);
-  $("kpi-nodes-sub").textContent = draining ? `${draining} draining` : "all ready";
+  const notReady = [draining && `${draining} draining`, unreachable && `${unreachable} unreachable`].filter(Boolean);
+  $("kpi-nodes-sub").textContent = notReady.length ? notReady.join(" · ") : "all ready";
   $("kpi-rooms").textContent = int(sum(nodes, (n) => n.rooms));
   $("kpi-kinds-sub").textContent = `${kinds.filter((k) => k.rooms > 0).length} of ${kinds.length} types in use`;
   $("kpi-players").textContent = int(sum(nodes, (n) => n.players));

@@ -1,0 +1,182 @@
+package gameserver_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gameserver/gameserver"
+	"github.com/gameserver/gameserver/internal/cluster/redistest"
+	"github.com/gameserver/gameserver/internal/protocol"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+type apiRoom struct {
+	ID      string `json:"id"`
+	Node    string `json:"node"`
+	Players int    `json:"players"`
+}
+
+// In a cluster, each node's API answers for every node: listings and the
+// monitor's figures gather all of them, and a room's requests reach it on
+// its owner, whichever node they land on.
+func TestClusterAPI(t *testing.T) {
+	redis := redistest.StartServer(t)
+	n1 := startNode(t, redis.URL(), "n1", gameserver.Config{APIKeys: []string{apiKey}})
+	n2 := startNode(t, redis.URL(), "n2", gameserver.Config{APIKeys: []string{apiKey}})
+	a1, a2 := &backendNode{addr: n1.addr}, &backendNode{addr: n2.addr}
+
+	var r1, r2 struct {
+		Room apiRoom `json:"room"`
+	}
+	if code := a1.call(t, "POST", "/api/v1/rooms", `{"kind":"arena"}`, &r1); code != http.StatusCreated || r1.Room.Node != "n1" {
+		t.Fatalf("create on n1: %d %+v", code, r1)
+	}
+	if code := a2.call(t, "POST", "/api/v1/rooms", `{"kind":"arena"}`, &r2); code != http.StatusCreated || r2.Room.Node != "n2" {
+		t.Fatalf("create on n2: %d %+v", code, r2)
+	}
+	list := func(a *backendNode, query string) (rooms []apiRoom) {
+		t.Helper()
+		var out struct {
+			Rooms []apiRoom `json:"rooms"`
+		}
+		if code := a.call(t, "GET", "/api/v1/rooms"+query, "", &out); code != http.StatusOK {
+			t.Fatalf("list%s: %d", query, code)
+		}
+		return out.Rooms
+	}
+	// Either node lists both rooms, sorted by ID, each on its node.
+	for _, a := range []*backendNode{a1, a2} {
+		waitFor(t, func() bool { return len(list(a, "")) == 2 })
+		rooms := list(a, "?kind=arena")
+		if len(rooms) != 2 || rooms[0].ID > rooms[1].ID {
+			t.Fatalf("list: %+v", rooms)
+		}
+		for _, r := range rooms {
+			if want := map[string]string{r1.Room.ID: "n1", r2.Room.ID: "n2"}[r.ID]; r.Node != want {
+				t.Fatalf("room %s on %q, want %q", r.ID, r.Node, want)
+			}
+		}
+		if rooms := list(a, "?node=n2"); len(rooms) != 1 || rooms[0].ID != r2.Room.ID {
+			t.Fatalf("list ?node=n2: %+v", rooms)
+		}
+		if rooms := list(a, "?node=n1"); len(rooms) != 1 || rooms[0].ID != r1.Room.ID {
+			t.Fatalf("list ?node=n1: %+v", rooms)
+		}
+		if rooms := list(a, "?node=n9"); len(rooms) != 0 {
+			t.Fatalf("list ?node=n9: %+v", rooms)
+		}
+		if rooms := list(a, "?kind=chat"); len(rooms) != 0 {
+			t.Fatalf("list ?kind=chat: %+v", rooms)
+		}
+	}
+
+	// A player in n2's room; n1's API sees it, messages it, kicks it.
+	bot := joinArena(t, n2.addr, protocol.JoinByID, r2.Room.ID)
+	var detail struct {
+		apiRoom
+		PlayerList []struct {
+			ID string `json:"id"`
+		} `json:"playerList"`
+	}
+	path := "/api/v1/rooms/" + r2.Room.ID
+	if code := a1.call(t, "GET", path, "", &detail); code != http.StatusOK || detail.Node != "n2" ||
+		len(detail.PlayerList) != 1 || detail.PlayerList[0].ID != bot.playerID {
+		t.Fatalf("room of n2 through n1: %d %+v", code, detail)
+	}
+	if code := a1.call(t, "POST", path+"/messages", `{"type":"0x1101","body":["hello",7]}`, nil); code != http.StatusNoContent {
+		t.Fatalf("send through n1: %d", code)
+	}
+	for {
+		tp, body, err := bot.read(3 * time.Second)
+		if err != nil {
+			t.Fatalf("the message sent through n1 did not arrive: %v", err)
+		}
+		if tp == 0x1101 {
+			var v []any
+			if err := msgpack.Unmarshal(body, &v); err != nil || len(v) != 2 || v[0] != "hello" {
+				t.Fatalf("message body %x: %v %v", body, v, err)
+			}
+			break
+		}
+	}
+	if code := a1.call(t, "POST", path+"/players/"+bot.playerID+"/kick", `{"code":4003,"message":"cheating"}`, nil); code != http.StatusNoContent {
+		t.Fatalf("kick through n1: %d", code)
+	}
+	for {
+		tp, body, err := bot.read(3 * time.Second)
+		if err != nil {
+			t.Fatalf("the kick sent through n1 did not arrive: %v", err)
+		}
+		if tp == protocol.TypeLeft {
+			var l protocol.Left
+			if err := l.Decode(body); err != nil || l.Code != 4003 {
+				t.Fatalf("left %+v %v", l, err)
+			}
+			break
+		}
+	}
+	a1.expectErr(t, "Bearer "+apiKey, "POST", path+"/players/nobody/kick", "", http.StatusNotFound, "no such player")
+	a1.expectErr(t, "Bearer "+apiKey, "GET", "/api/v1/rooms/no-such-room", "", http.StatusNotFound, "no such room")
+
+	// The monitor's figures: both nodes, both rooms.
+	waitFor(t, func() bool {
+		var ov struct {
+			Nodes []struct {
+				Name   string `json:"name"`
+				Status string `json:"status"`
+			} `json:"nodes"`
+			RoomsTotal int `json:"roomsTotal"`
+		}
+		if code := a2.call(t, "GET", "/api/v1/overview", "", &ov); code != http.StatusOK {
+			t.Fatalf("overview: %d", code)
+		}
+		return len(ov.Nodes) == 2 && ov.Nodes[0].Name == "n2" && ov.Nodes[1].Name == "n1" && ov.Nodes[1].Status == "ready" && ov.RoomsTotal == 2
+	})
+
+	// Dispose n1's room through n2: it is gone from both.
+	if code := a2.call(t, "DELETE", "/api/v1/rooms/"+r1.Room.ID, "", nil); code != http.StatusAccepted {
+		t.Fatalf("dispose through n2: %d", code)
+	}
+	waitFor(t, func() bool {
+		rooms := list(a2, "")
+		return len(rooms) == 1 && rooms[0].ID == r2.Room.ID
+	})
+
+	// The peer API takes the cluster's key only.
+	for _, auth := range []string{"", "Bearer " + apiKey} {
+		a1.expectErr(t, auth, "GET", "/cluster/peer/api/v1/rooms", "", http.StatusUnauthorized, "API key")
+	}
+
+	// A node that left is no longer asked; its room moved to n1 as it
+	// drained.
+	n2.stop()
+	rooms := list(a1, "")
+	if len(rooms) != 1 || rooms[0].ID != r2.Room.ID || rooms[0].Node != "n1" {
+		t.Fatalf("after n2 left: %+v", rooms)
+	}
+}
+
+// The last node of a cluster waits, as it drains, for the rooms that could
+// not move while someone plays in them, but not for an empty room: that
+// would only wait for the room's empty timeout (10 s for arena).
+func TestDrainDoesNotWaitForEmptyRooms(t *testing.T) {
+	redis := redistest.StartServer(t)
+	n := startNode(t, redis.URL(), "n1", gameserver.Config{APIKeys: []string{apiKey}})
+	var created struct {
+		Room apiRoom `json:"room"`
+	}
+	if code := (&backendNode{addr: n.addr}).call(t, "POST", "/api/v1/rooms", `{"kind":"arena"}`, &created); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("shutdown took %v with one empty room", d)
+	}
+}
