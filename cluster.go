@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -678,7 +679,14 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 		}
 		switch p[0] {
 		case cluster.SeatDetached:
-			c.s.rooms.Detached(rm)
+			// The session's node holds the session as long as the room
+			// holds the seat, as a local room's session is held.
+			if d, ok := c.s.rooms.Detached(rm); ok {
+				var b [4]byte
+				binary.BigEndian.PutUint32(b[:], uint32(min(d.Milliseconds(), math.MaxUint32)))
+				_ = l.Write(cluster.OpSeatGrace, ch, b[:])
+				l.Flush()
+			}
 		case cluster.SeatMoving:
 			c.s.rooms.Hold(rm)
 			c.mu.Lock()
@@ -769,6 +777,10 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 			return
 		}
 		c.s.rooms.Reseat(c.serve(l, ch, m), roomID, playerID)
+	case cluster.OpSeatGrace:
+		if rs := c.openedSeat(l, ch); rs != nil && len(p) >= 4 {
+			c.s.hub.Grace(rs.sess, time.Duration(binary.BigEndian.Uint32(p))*time.Millisecond)
+		}
 	case cluster.OpSeatGone:
 		rs := c.openedSeat(l, ch)
 		if rs == nil {

@@ -26,6 +26,14 @@ type node struct {
 
 func startNode(t *testing.T, redisURL, id string, cfg gameserver.Config) *node {
 	t.Helper()
+	return startNodeWith(t, redisURL, id, cfg, func(srv *gameserver.Server) error {
+		return srv.Register("arena", arena.New, arena.Config)
+	})
+}
+
+// startNodeWith starts a node whose room types register registers.
+func startNodeWith(t *testing.T, redisURL, id string, cfg gameserver.Config, register func(*gameserver.Server) error) *node {
+	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Node = id
 	cfg.Redis = redisURL
@@ -41,7 +49,7 @@ func startNode(t *testing.T, redisURL, id string, cfg gameserver.Config) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Register("arena", arena.New, arena.Config); err != nil {
+	if err := register(srv); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Listen(); err != nil {
@@ -356,5 +364,51 @@ func TestDrainFailedMoveKeepsPlayersPlaying(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("played again only after %v", d)
+	}
+}
+
+// A player forwarded to a room on another node is held for the room
+// type's resume window, as a player of a local room is, not for its own
+// node's default: the room's node tells the session's node the window.
+func TestForwardedSeatKeepsTheRoomsResumeWindow(t *testing.T) {
+	redis := redistest.StartServer(t)
+	long := arena.Config
+	long.ResumeWindow = 6 * time.Second
+	register := func(srv *gameserver.Server) error { return srv.Register("arena", arena.New, long) }
+	cfg := gameserver.Config{ResumeWindow: 300 * time.Millisecond} // the nodes' default
+	n1 := startNodeWith(t, redis.URL(), "n1", cfg, register)
+	n2 := startNodeWith(t, redis.URL(), "n2", cfg, register)
+
+	a := joinArena(t, n1.addr, protocol.JoinCreate, "")
+	var b *arenaBot
+	deadline := time.Now().Add(5 * time.Second)
+	for b == nil {
+		var err error
+		if b, err = tryJoinArena(t, n2.addr, protocol.JoinByID, a.roomID); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	b.readStates(t, 2)
+
+	// b's connection drops for 2.5 s: past its node's 300 ms, within the
+	// room's 6 s (the sweeper ends expired sessions within a second).
+	rst(b.conn)
+	time.Sleep(2500 * time.Millisecond)
+	if _, code := b.resume(n2.addr, ""); code != 0 {
+		t.Fatalf("resume on n2 after 2.5 s: error %d; the room holds the seat for 6 s", code)
+	}
+	b.lastTick = 0
+	for i := 0; i < 3; i++ {
+		b.input()
+	}
+	deadline = time.Now().Add(3 * time.Second)
+	for b.applied < b.seq {
+		b.readStates(t, 1)
+		if time.Now().After(deadline) {
+			t.Fatalf("b's inputs after the resume not applied: lastSeq %d of %d", b.applied, b.seq)
+		}
 	}
 }

@@ -423,6 +423,7 @@ func (r roomRouter) Started(s *session.Session) {
 
 func (r roomRouter) Detached(s *session.Session) (time.Duration, bool) {
 	if rs, ok := s.Data().(*remoteSeat); ok {
+		// The room's node answers with its window (OpSeatGrace).
 		rs.event(cluster.SeatDetached)
 		return 0, false
 	}

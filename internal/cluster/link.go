@@ -34,7 +34,9 @@ import (
 // Ops from the entry node: SeatOpen (payload: the member, see
 // EncodeMember), SeatMsg (a client message), SeatClose (reason byte:
 // closed, detached, resumed). From the owner: SeatOut (a server message for
-// the player), SeatGone (the room released the seat).
+// the player), SeatGone (the room released the seat), SeatGrace (the
+// answer to a SeatClose(detached): how long the room holds the seat, so
+// the entry node keeps the session as long; payload: uint32 milliseconds).
 //
 // Moving rooms and sessions (drain): OpRestore asks the peer to restore a
 // room from its snapshot in the directory (payload: room id; the channel
@@ -54,6 +56,7 @@ const (
 	OpSeatMoved
 	OpSeatReopen
 	OpSeatBounce // a SeatMsg that reached the room's old node after it moved: the entry node sends it again to the room's new place
+	OpSeatGrace
 )
 
 // Seat close reasons carried by OpSeatClose.

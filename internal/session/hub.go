@@ -309,6 +309,18 @@ func (h *Hub) ConnClosed(s *Session, c Conn, code uint16, byPeer bool) {
 	}
 }
 
+// Grace sets how long a detached session waits for a resume, from now. It
+// is for a router that learns the window after Detached has returned (a
+// seat in a room on another node); a session that is no longer detached
+// is left alone.
+func (h *Hub) Grace(s *Session, d time.Duration) {
+	s.mu.Lock()
+	if s.state.Load() == stateDetached {
+		s.due.Store(time.Now().Add(d).UnixNano())
+	}
+	s.mu.Unlock()
+}
+
 // destroy ends a session for good.
 func (h *Hub) destroy(s *Session) {
 	prev := s.state.Swap(stateClosed)
