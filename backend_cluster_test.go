@@ -2,11 +2,13 @@ package gameserver_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/gameserver/gameserver"
+	"github.com/gameserver/gameserver/internal/cluster"
 	"github.com/gameserver/gameserver/internal/cluster/redistest"
 	"github.com/gameserver/gameserver/internal/protocol"
 	"github.com/vmihailenco/msgpack/v5"
@@ -178,5 +180,61 @@ func TestDrainDoesNotWaitForEmptyRooms(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("shutdown took %v with one empty room", d)
+	}
+}
+
+// A node that is registered but does not answer fails a listing with 502
+// naming it, rather than leaving its rooms out, and shows in the overview
+// as unreachable; what does not need it still works.
+func TestClusterAPINodeUnreachable(t *testing.T) {
+	redis := redistest.StartServer(t)
+	n1 := startNode(t, redis.URL(), "n1", gameserver.Config{APIKeys: []string{apiKey}})
+	a1 := &backendNode{addr: n1.addr}
+
+	// "ghost" is alive in the directory, at a port nobody listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	dir, err := cluster.NewRedis(redis.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	if err := dir.Register(context.Background(), cluster.NodeInfo{ID: "ghost", Addr: dead, Updated: time.Now()}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	var created struct {
+		Room apiRoom `json:"room"`
+	}
+	if code := a1.call(t, "POST", "/api/v1/rooms", `{"kind":"arena"}`, &created); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	a1.expectErr(t, "Bearer "+apiKey, "GET", "/api/v1/rooms", "", http.StatusBadGateway, "node ghost")
+	a1.expectErr(t, "Bearer "+apiKey, "GET", "/api/v1/rooms?node=ghost", "", http.StatusBadGateway, "unreachable")
+	var list struct {
+		Rooms []apiRoom `json:"rooms"`
+	}
+	if code := a1.call(t, "GET", "/api/v1/rooms?node=n1", "", &list); code != http.StatusOK || len(list.Rooms) != 1 || list.Rooms[0].ID != created.Room.ID {
+		t.Fatalf("list ?node=n1: %d %+v", code, list)
+	}
+	var detail apiRoom
+	if code := a1.call(t, "GET", "/api/v1/rooms/"+created.Room.ID, "", &detail); code != http.StatusOK || detail.ID != created.Room.ID {
+		t.Fatalf("own room: %d %+v", code, detail)
+	}
+	var nodes struct {
+		Nodes []struct {
+			Name   string `json:"name"`
+			Status string `json:"status"`
+			Rooms  int    `json:"rooms"`
+		} `json:"nodes"`
+	}
+	if code := a1.call(t, "GET", "/api/v1/nodes", "", &nodes); code != http.StatusOK || len(nodes.Nodes) != 2 ||
+		nodes.Nodes[0].Name != "n1" || nodes.Nodes[0].Status != "ready" ||
+		nodes.Nodes[1].Name != "ghost" || nodes.Nodes[1].Status != "unreachable" {
+		t.Fatalf("nodes: %d %+v", code, nodes)
 	}
 }
