@@ -127,6 +127,10 @@ fi
 # visible to every user of the machine.
 GAMESERVER_CLUSTER_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export GAMESERVER_CLUSTER_SECRET
+# So is the key of the REST API and the monitor: yours, or a new one.
+GAMESERVER_API_KEYS=${GAMESERVER_API_KEYS:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+export GAMESERVER_API_KEYS
+api_key=${GAMESERVER_API_KEYS%%,*}
 
 # start_node I: starts (or starts again) node I on PORTS[I].
 start_node() {
@@ -156,6 +160,8 @@ echo
 echo "The cluster is up."
 echo "  play:          http://127.0.0.1:$LB_PORT/ (the demo pages, through the load balancer)"
 echo "  clients:       ws://127.0.0.1:$LB_PORT/ws"
+echo "  monitor:       http://127.0.0.1:$LB_PORT/monitor (every node; API key $api_key)"
+echo "  REST API:      curl -H \"Authorization: Bearer $api_key\" http://127.0.0.1:$LB_PORT/api/v1/rooms"
 for ((i = 0; i < N; i++)); do
   echo "  ${node_id[$i]}:        http://127.0.0.1:${PORTS[$i]}/metrics  (PID ${node_pid[$i]})"
 done
