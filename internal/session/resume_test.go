@@ -504,3 +504,45 @@ func TestQuietAskSentPromptly(t *testing.T) {
 		}
 	}
 }
+
+// Grace sets a detached session's window from now, whatever the hub's
+// default: the session waits longer, or ends sooner; an active session's
+// timing is left alone.
+func TestGraceSetsTheResumeWindow(t *testing.T) {
+	h := testHub(t, Config{ResumeWindow: 100 * time.Millisecond}, &countingRouter{})
+
+	// Longer than the hub's 100 ms: still resumable after 400 ms.
+	s, c, w := welcomed(t, h)
+	h.ConnClosed(s, c, 1006, true)
+	if !s.Detached() {
+		t.Fatal("the session did not detach")
+	}
+	h.Grace(s, 5*time.Second)
+	time.Sleep(400 * time.Millisecond)
+	if !s.Detached() {
+		t.Fatal("the session ended within its 5 s grace")
+	}
+	nc := &fakeConn{}
+	h.Message(h.Open(nc), nc, (&protocol.Resume{SessionID: w.SessionID, ResumeToken: w.ResumeToken}).Append(nil))
+	nc.find(t, protocol.TypeResumed)
+
+	// Once active again, Grace changes nothing.
+	due := s.due.Load()
+	h.Grace(s, time.Hour)
+	if s.due.Load() != due {
+		t.Fatal("Grace moved an active session's next PING")
+	}
+
+	// Shorter than the default: a 5 s hub, a 50 ms grace.
+	h2 := testHub(t, Config{ResumeWindow: 5 * time.Second}, &countingRouter{})
+	s2, c2, _ := welcomed(t, h2)
+	h2.ConnClosed(s2, c2, 1006, true)
+	h2.Grace(s2, 50*time.Millisecond)
+	deadline := time.Now().Add(3 * time.Second)
+	for s2.Detached() {
+		if time.Now().After(deadline) {
+			t.Fatal("the session outlived its 50 ms grace by 3 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
