@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -353,6 +352,10 @@ func (c *clusterNode) place(ctx context.Context, j *protocol.Join) (string, erro
 		if len(j.Options) > 0 {
 			_ = msgpack.Unmarshal(j.Options, &opts)
 		}
+		var keys []string
+		if len(opts) > 0 {
+			keys = c.s.rooms.FilterBy(j.Kind)
+		}
 		c.mu.Lock()
 		rooms := c.rooms
 		c.mu.Unlock()
@@ -370,7 +373,7 @@ func (c *clusterNode) place(ctx context.Context, j *protocol.Join) (string, erro
 			if r.Kind != j.Kind || r.Locked || r.Private || r.Players >= r.MaxPlayers || c.draining(r.Node) {
 				continue
 			}
-			if !filtersMatch(r.Filters, opts) {
+			if !filtersMatch(keys, r.Filters, opts) {
 				continue
 			}
 			if best < 0 || better(r, rooms[best]) {
@@ -416,17 +419,14 @@ func (c *clusterNode) awaitOwner(ctx context.Context, id string) (string, error)
 	return "", nil
 }
 
-func filtersMatch(raw []byte, want game.Options) bool {
-	var have map[string]any
+// filtersMatch is room.FiltersMatch for a listed room, whose filtered
+// options the directory holds as msgpack.
+func filtersMatch(keys []string, raw []byte, want game.Options) bool {
+	var have game.Options
 	if len(raw) > 0 {
 		_ = msgpack.Unmarshal(raw, &have)
 	}
-	for k, v := range have {
-		if w, ok := want[k]; ok && !reflect.DeepEqual(w, v) {
-			return false
-		}
-	}
-	return true
+	return room.FiltersMatch(keys, have, want)
 }
 
 func (c *clusterNode) draining(node string) bool {

@@ -6,9 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gameserver/gameserver/game"
 	"github.com/gameserver/gameserver/internal/cluster"
 	"github.com/gameserver/gameserver/internal/cluster/redistest"
 	"github.com/gameserver/gameserver/internal/protocol"
+	"github.com/gameserver/gameserver/internal/room"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Join-or-create takes the fullest open matching room on this node before
@@ -34,6 +37,44 @@ func TestJoinOrCreatePrefersThisNode(t *testing.T) {
 		got, err := c.place(t.Context(), &protocol.Join{Mode: protocol.JoinOrCreate, Kind: "chat"})
 		if err != nil || got != tc.want {
 			t.Errorf("%s: %q %v, want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+// Join-or-create across nodes matches the room type's filtered options by
+// value, as on one node: mode 7 listed as a uint8 suits a player asking
+// for mode 7 as an int64; a room listed without a mode suits only a player
+// who asks for none.
+func TestJoinOrCreateFiltersAcrossNodes(t *testing.T) {
+	rooms := room.NewManager(room.Config{Node: "a"})
+	defer rooms.Shutdown("test over")
+	if err := rooms.Register("duo", func() game.Handler { return &game.Base{} }, game.RoomConfig{FilterBy: []string{"mode"}}); err != nil {
+		t.Fatal(err)
+	}
+	filters := func(v map[string]any) []byte {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	c := &clusterNode{s: &Server{rooms: rooms}, self: "a", nodes: []cluster.NodeInfo{{ID: "a"}, {ID: "b"}, {ID: "d"}},
+		rooms: []cluster.RoomEntry{
+			{ID: "r1", Kind: "duo", Node: "b", MaxPlayers: 2, Filters: filters(map[string]any{"mode": uint8(7)})},
+			{ID: "r2", Kind: "duo", Node: "d", MaxPlayers: 2},
+		}}
+	for _, tc := range []struct {
+		opts map[string]any
+		want string
+	}{
+		{map[string]any{"mode": int64(7)}, "b"},
+		{map[string]any{"mode": 7.0}, "b"},
+		{map[string]any{"mode": int64(8)}, ""},
+		{map[string]any{"map": "small"}, "b"}, // map is not filtered: both rooms suit; b's is listed first
+	} {
+		got, err := c.place(t.Context(), &protocol.Join{Mode: protocol.JoinOrCreate, Kind: "duo", Options: filters(tc.opts)})
+		if err != nil || got != tc.want {
+			t.Errorf("options %v: %q %v, want %q", tc.opts, got, err, tc.want)
 		}
 	}
 }

@@ -241,7 +241,14 @@ func TestMatchmaking(t *testing.T) {
 	}
 	// Already in a room.
 	g.joinErr(protocol.JoinOrCreate, "duo", "", nil, protocol.CodeAlreadyInRoom)
-	waitFor(t, func() bool { return metric(t, srv, "gameserver_players") == 6 })
+	// Filters compare numbers by value: mode 7 sent as a uint8 (as a
+	// browser sends it) and as an int64 (as Go's msgpack sends an int64).
+	h, i := player(t, addr), player(t, addr)
+	jh := h.join(protocol.JoinOrCreate, "duo", "", opts(t, "mode", uint8(7)))
+	if ji := i.join(protocol.JoinOrCreate, "duo", "", opts(t, "mode", int64(7))); ji.RoomID != jh.RoomID {
+		t.Fatal("mode 7 as an int64 did not find the room of mode 7 as a uint8")
+	}
+	waitFor(t, func() bool { return metric(t, srv, "gameserver_players") == 8 })
 }
 
 func TestListLockPrivateAndMetadata(t *testing.T) {

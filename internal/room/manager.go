@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -171,6 +170,17 @@ func (m *Manager) Kinds() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// FilterBy returns the options a room type's join-or-create matches on
+// (its RoomConfig.FilterBy), or nil for an unknown type.
+func (m *Manager) FilterBy(kind string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if k := m.kinds[kind]; k != nil {
+		return k.cfg.FilterBy
+	}
+	return nil
 }
 
 // RoomsByKind returns the number of live rooms of each type.
@@ -382,7 +392,7 @@ func (m *Manager) findLocked(k *kind, opts game.Options) *room {
 		if r.kind != k || r.disposed || r.locked || r.private || r.seats >= r.maxPlayers {
 			continue
 		}
-		if !filtersMatch(k.cfg.FilterBy, r.filters, opts) {
+		if !FiltersMatch(k.cfg.FilterBy, r.filters, opts) {
 			continue
 		}
 		if best == nil || r.seats > best.seats || (r.seats == best.seats && r.created.Before(best.created)) {
@@ -390,19 +400,6 @@ func (m *Manager) findLocked(k *kind, opts game.Options) *room {
 		}
 	}
 	return best
-}
-
-func filtersMatch(keys []string, have, want game.Options) bool {
-	for _, key := range keys {
-		w, ok := want[key]
-		if !ok {
-			continue // the player does not care
-		}
-		if !reflect.DeepEqual(have[key], w) {
-			return false
-		}
-	}
-	return true
 }
 
 // releaseSeat gives back a reservation or a seat.
