@@ -18,6 +18,7 @@ go test -run '^$' -fuzz FuzzParseHead -fuzztime 250000x ./internal/transport/
 go test -run '^$' -fuzz FuzzClientAddr -fuzztime 200000x ./internal/transport/
 go test -run '^$' -fuzz FuzzDecodePost -fuzztime 100000x .
 go test -run '^$' -fuzz FuzzInputDecode -fuzztime 200000x ./examples/arena/
+go test -run '^$' -fuzz FuzzOnPositional -fuzztime 100000x ./game/
 
 # The JavaScript client (clients/js): type check, bundle freshness, Node
 # unit and integration tests, and the demo pages in headless Chromium,

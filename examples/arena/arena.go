@@ -75,13 +75,12 @@ func (in *Input) DecodeMsgpack(dec *msgpack.Decoder) error {
 			return err
 		}
 	}
-	return skipValues(dec, n-3)
+	return game.SkipValues(dec, n-3)
 }
 
 var (
-	errSeq    = errors.New("seq must be an integer from 0 to 4294967295")
-	errDir    = errors.New("dx and dy must be finite numbers")
-	errNested = errors.New("a trailing element nests too deep")
+	errSeq = errors.New("seq must be an integer from 0 to 4294967295")
+	errDir = errors.New("dx and dy must be finite numbers")
 )
 
 func decodeSeq(dec *msgpack.Decoder) (uint32, error) {
@@ -119,51 +118,6 @@ func decodeDir(dec *msgpack.Decoder) (float64, error) {
 		return 0, errDir
 	}
 	return f, nil
-}
-
-// maxDepth bounds the nesting of skipped elements, as the protocol's own
-// decoder does.
-const maxDepth = 32
-
-// skipValues skips n msgpack values, checking that each is well formed,
-// without recursion.
-func skipValues(dec *msgpack.Decoder, n int) error {
-	var left [maxDepth]int // values still to skip at each level
-	depth := 0
-	left[0] = n
-	for {
-		for left[depth] <= 0 {
-			if depth == 0 {
-				return nil
-			}
-			depth--
-		}
-		left[depth]--
-		c, err := dec.PeekCode()
-		if err != nil {
-			return err
-		}
-		var k int
-		switch {
-		case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
-			k, err = dec.DecodeArrayLen()
-		case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
-			k, err = dec.DecodeMapLen()
-			k *= 2
-		default:
-			err = dec.Skip()
-		}
-		if err != nil {
-			return err
-		}
-		if k > 0 {
-			if depth+1 == maxDepth {
-				return errNested
-			}
-			depth++
-			left[depth] = k
-		}
-	}
 }
 
 // dot is one player's state.
