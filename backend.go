@@ -272,11 +272,21 @@ func (o hookObserver) emit(ev webhook.Event) {
 	}
 }
 
+// A room that a drain moves is stopped on its node (reason "moved") and
+// restored on another: the backend hears one room.moved, from the node it
+// now runs on, and neither a disposal nor a creation.
 func (o hookObserver) RoomCreated(r room.RoomInfo) {
+	if r.Restored {
+		o.emit(webhook.Event{Type: webhook.RoomMoved, Room: hookRoom(r)})
+		return
+	}
 	o.emit(webhook.Event{Type: webhook.RoomCreated, Room: hookRoom(r)})
 }
 
 func (o hookObserver) RoomDisposed(r room.RoomInfo, reason string) {
+	if reason == room.ReasonMoved {
+		return
+	}
 	o.emit(webhook.Event{Type: webhook.RoomDisposed, Room: hookRoom(r), Reason: reason})
 }
 

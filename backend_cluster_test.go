@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/gameserver/gameserver/internal/cluster"
 	"github.com/gameserver/gameserver/internal/cluster/redistest"
 	"github.com/gameserver/gameserver/internal/protocol"
+	"github.com/gameserver/gameserver/internal/webhook"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -236,5 +238,37 @@ func TestClusterAPINodeUnreachable(t *testing.T) {
 		nodes.Nodes[0].Name != "n1" || nodes.Nodes[0].Status != "ready" ||
 		nodes.Nodes[1].Name != "ghost" || nodes.Nodes[1].Status != "unreachable" {
 		t.Fatalf("nodes: %d %+v", code, nodes)
+	}
+}
+
+// A room a drain moves is one room.moved to the backend, from the node it
+// now runs on: not a disposal from the old node (which could arrive after
+// the new node's creation) and not a second creation.
+func TestWebhooksOfAMovedRoom(t *testing.T) {
+	recv := newHookReceiver(t, func(int) (int, time.Duration) { return http.StatusNoContent, 0 })
+	redis := redistest.StartServer(t)
+	cfg := gameserver.Config{APIKeys: []string{apiKey}, WebhookURLs: []string{recv.srv.URL}, WebhookSecret: hookSecret}
+	n1 := startNode(t, redis.URL(), "n1", cfg)
+	startNode(t, redis.URL(), "n2", cfg)
+	var created struct {
+		Room apiRoom `json:"room"`
+	}
+	if code := (&backendNode{addr: n1.addr}).call(t, "POST", "/api/v1/rooms", `{"kind":"arena"}`, &created); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	id := created.Room.ID
+	n1.stop() // the arena room moves to n2
+	waitFor(t, func() bool { return recv.acceptedType(webhook.RoomMoved) })
+	var kinds []string
+	for _, e := range recv.accepted() {
+		if e.Room == nil || e.Room.ID != id {
+			continue
+		}
+		kinds = append(kinds, e.Type+"@"+e.Node)
+	}
+	// Each node delivers on its own: the two may arrive in either order.
+	slices.Sort(kinds)
+	if len(kinds) != 2 || kinds[0] != "room.created@n1" || kinds[1] != "room.moved@n2" {
+		t.Fatalf("the room's events: %v, want room.created from n1 and room.moved from n2", kinds)
 	}
 }

@@ -971,7 +971,7 @@ func (o clusterObserver) RoomCreated(r room.RoomInfo) {
 	}()
 }
 func (o clusterObserver) RoomDisposed(r room.RoomInfo, reason string) {
-	if reason == "moved" {
+	if reason == room.ReasonMoved {
 		// A drain moved the room (moveRoom): it releases the lease itself,
 		// synchronously, before asking the target to take the room. A
 		// release here would race with the target's acquire.

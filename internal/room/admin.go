@@ -35,6 +35,10 @@ type RoomInfo struct {
 	// ReservedUntil is, in Create's answer, when the held seats are given
 	// up if their users have not come.
 	ReservedUntil time.Time `json:"reservedUntil,omitempty"`
+	// Restored is set for a room that came back from a snapshot (moved
+	// here from another node, or brought back after its node died) rather
+	// than made by OnCreate.
+	Restored bool `json:"-"`
 }
 
 // PlayerInfo describes a seated player.
@@ -72,7 +76,7 @@ func (r *room) infoLocked() RoomInfo {
 		_ = msgpack.Unmarshal(r.metadataRaw, &md)
 	}
 	return RoomInfo{ID: r.id, Kind: r.kind.name, Node: r.m.cfg.Node, Players: r.seats, MaxPlayers: r.maxPlayers,
-		Locked: r.locked, Private: r.private, Metadata: md, Created: r.created}
+		Locked: r.locked, Private: r.private, Metadata: md, Created: r.created, Restored: r.restored}
 }
 
 func (r *room) info() RoomInfo {

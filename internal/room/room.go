@@ -114,6 +114,7 @@ type room struct {
 	lastTickDur time.Duration
 	overruns    uint64
 	restore     *Envelope     // set until the loop restores from it
+	restored    bool          // came from a snapshot, not OnCreate (set before the loop starts)
 	moving      bool          // disposed because it moved: players are not told
 	createdOK   bool          // OnCreate (or Restore) succeeded
 	createdCh   chan struct{} // closed once OnCreate (or Restore) returned

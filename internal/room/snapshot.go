@@ -46,6 +46,10 @@ var ErrNotSnapshotter = errors.New("room type cannot snapshot")
 // ErrRoomExists is returned by Restore for an ID already in use here.
 var ErrRoomExists = errors.New("a room with this ID already exists")
 
+// ReasonMoved is the disposal reason of a room stopped by Snapshot to move
+// to another node: observers hear it, and the room lives on.
+const ReasonMoved = "moved"
+
 // CanSnapshot reports whether a room's handler implements game.Snapshotter.
 func (m *Manager) CanSnapshot(ctx context.Context, id string) bool {
 	ok := false
@@ -85,7 +89,7 @@ func (m *Manager) Snapshot(ctx context.Context, id string, stop bool) ([]byte, e
 		}
 		if stop {
 			r.moving = true
-			r.disposing = "moved"
+			r.disposing = ReasonMoved
 		}
 		return nil
 	})
@@ -148,7 +152,7 @@ func (m *Manager) Restore(ctx context.Context, b []byte) (RoomInfo, error) {
 	r := m.newRoomLocked(k, env.RoomID, env.Filters)
 	r.maxPlayers, r.locked, r.private = max(env.MaxPlayers, 1), env.Locked, env.Private
 	r.seats = len(env.Seats)
-	r.restore = &env
+	r.restore, r.restored = &env, true
 	m.startLocked(r, event{kind: evCreate, x: &eventExtra{}})
 	m.mu.Unlock()
 	if err := r.awaitCreated(ctx); err != nil {

@@ -23,6 +23,7 @@ import (
 const (
 	RoomCreated  = "room.created"
 	RoomDisposed = "room.disposed"
+	RoomMoved    = "room.moved"
 	PlayerJoined = "player.joined"
 	PlayerLeft   = "player.left"
 	NodeDraining = "node.draining"
