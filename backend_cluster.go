@@ -85,6 +85,15 @@ func (cb *clusterBackend) nodes(ctx context.Context) ([]string, error) {
 		}
 	}
 	slices.Sort(ids[1:])
+	// Forget the clients of nodes that left (a rolling restart gives each
+	// new process a new ID).
+	cb.mu.Lock()
+	for id := range cb.peers {
+		if !slices.Contains(ids, id) {
+			delete(cb.peers, id)
+		}
+	}
+	cb.mu.Unlock()
 	return ids, nil
 }
 

@@ -118,8 +118,9 @@ func (c *Client) Room(ctx context.Context, id string) (RoomDetail, error) {
 }
 
 // Create implements Backend. The options travel as JSON, as a caller of
-// the API sends them: a value JSON cannot hold (binary, an extension
-// type) is refused.
+// the API sends them, and the server encodes them to msgpack as it does
+// any create's: options that came from JSON arrive as they left (binary
+// values, which JSON cannot hold, would arrive as base64 strings).
 func (c *Client) Create(ctx context.Context, req CreateRequest) (Created, error) {
 	in := map[string]any{"kind": req.Kind}
 	if len(req.Options) > 0 {
