@@ -59,6 +59,13 @@ type clusterNode struct {
 	movingRooms map[string]bool                               // rooms being moved off this node
 	bounced     map[*cluster.Link]map[uint32]*session.Session // opened channels whose room moved: where bounces go
 
+	// moveMu orders a room's move against the messages of its players on
+	// other nodes: a message is handed to the room under the read lock,
+	// and a move marks the room's remote members moving under the write
+	// lock, so every message either reaches the room's inbox before the
+	// move's snapshot or is bounced to the player's node.
+	moveMu sync.RWMutex
+
 	redisRTT atomic.Uint64 // heartbeats that reached the directory
 	beats    atomic.Uint64
 	done     chan struct{}
@@ -591,6 +598,7 @@ func (rs *remoteSeat) event(reason byte) {
 // remoteMember is a player of another node seated in a room here; it
 // implements room.Member by writing to the link.
 type remoteMember struct {
+	moving atomic.Bool // its room is moving away: its messages bounce
 	c      *clusterNode
 	link   *cluster.Link
 	ch     uint32
@@ -635,43 +643,7 @@ func (c *clusterNode) LinkRecord(l *cluster.Link, op byte, ch uint32, p []byte) 
 		}
 		c.serve(l, ch, m)
 	case cluster.OpSeatMsg:
-		rm := c.servedSeat(l, ch)
-		if rm != nil {
-			if rid, _, ok := c.s.rooms.SeatOf(rm); ok && c.isMoving(rid) {
-				rm = nil // in transit: bounce it until the player's node knows where
-			}
-		}
-		if rm == nil && (c.wasMoved(l, ch) || c.servedSeat(l, ch) != nil) {
-			// The room moved on while this was on its way: the player's
-			// node sends it to the room's new place.
-			_ = l.Write(cluster.OpSeatBounce, ch, p)
-			l.Flush()
-			return
-		}
-		if rm == nil || len(p) < 4 {
-			return
-		}
-		rm.rtt.Store(int64(binary.BigEndian.Uint32(p)) * 1000)
-		t, body, err := protocol.Split(p[4:])
-		if err != nil {
-			return
-		}
-		if err := c.s.rooms.Handle(rm, t, body); err != nil {
-			var pe *protocol.Error
-			if !errors.As(err, &pe) {
-				pe = protocol.NewError(protocol.CodeInternal, "internal error")
-			}
-			var reqID uint32
-			var rq interface{ RequestID() uint32 }
-			if errors.As(err, &rq) {
-				reqID = rq.RequestID()
-			}
-			e := protocol.ErrorMsg{Code: pe.Code, Message: pe.Message, Ref: t, ReqID: reqID}
-			_ = l.Write(cluster.OpSeatOut, ch, e.Append(nil))
-			if t == protocol.TypeJoin {
-				rm.SetData(nil)
-			}
-		}
+		c.seatMsg(l, ch, p)
 	case cluster.OpSeatClose:
 		rm := c.servedSeat(l, ch)
 		if rm == nil || len(p) < 1 {
@@ -834,10 +806,67 @@ func (c *clusterNode) LinkClosed(l *cluster.Link) {
 	}
 }
 
-func (c *clusterNode) isMoving(roomID string) bool {
+// seatMsg hands a forwarded client message to its room, or bounces it to
+// the player's node while the room is moving or gone from here.
+func (c *clusterNode) seatMsg(l *cluster.Link, ch uint32, p []byte) {
+	c.moveMu.RLock()
+	defer c.moveMu.RUnlock()
+	rm := c.servedSeat(l, ch)
+	if rm != nil && rm.moving.Load() {
+		rm = nil // in transit: bounce it until the player's node knows where
+	}
+	if rm == nil && (c.wasMoved(l, ch) || c.servedSeat(l, ch) != nil) {
+		// The room moved on while this was on its way: the player's
+		// node sends it to the room's new place.
+		_ = l.Write(cluster.OpSeatBounce, ch, p)
+		l.Flush()
+		return
+	}
+	if rm == nil || len(p) < 4 {
+		return
+	}
+	rm.rtt.Store(int64(binary.BigEndian.Uint32(p)) * 1000)
+	t, body, err := protocol.Split(p[4:])
+	if err != nil {
+		return
+	}
+	if err := c.s.rooms.Handle(rm, t, body); err != nil {
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			pe = protocol.NewError(protocol.CodeInternal, "internal error")
+		}
+		var reqID uint32
+		var rq interface{ RequestID() uint32 }
+		if errors.As(err, &rq) {
+			reqID = rq.RequestID()
+		}
+		e := protocol.ErrorMsg{Code: pe.Code, Message: pe.Message, Ref: t, ReqID: reqID}
+		_ = l.Write(cluster.OpSeatOut, ch, e.Append(nil))
+		if t == protocol.TypeJoin {
+			rm.SetData(nil)
+		}
+	}
+}
+
+// markMoving marks the room moving, and its players of other nodes with
+// it, after every message already handed to the room; it returns the
+// players marked.
+func (c *clusterNode) markMoving(id string) []*remoteMember {
+	c.moveMu.Lock()
+	defer c.moveMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.movingRooms[roomID]
+	c.movingRooms[id] = true
+	var marked []*remoteMember
+	for _, seats := range c.served {
+		for _, rm := range seats {
+			if rid, _, ok := c.s.rooms.SeatOf(rm); ok && rid == id {
+				rm.moving.Store(true)
+				marked = append(marked, rm)
+			}
+		}
+	}
+	return marked
 }
 
 func (c *clusterNode) wasMoved(l *cluster.Link, ch uint32) bool {

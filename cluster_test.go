@@ -412,3 +412,88 @@ func TestForwardedSeatKeepsTheRoomsResumeWindow(t *testing.T) {
 		}
 	}
 }
+
+// A player of another node keeps sending while its room moves: each
+// input reaches the room once, before the move or after it, none lost in
+// between. The room's node bounces what arrives from the moment it marks
+// the room moving until the player's node knows where the room went.
+func TestForwardedInputsSurviveAMove(t *testing.T) {
+	redis := redistest.StartServer(t)
+	// A short resume window: a, told to move, never resumes, and its held
+	// seat would keep n2's shutdown waiting for the room.
+	cfg := gameserver.Config{RateLimit: 100000, RateBurst: 100000, ResumeWindow: time.Second}
+	n1 := startNode(t, redis.URL(), "n1", cfg)
+	n2 := startNode(t, redis.URL(), "n2", cfg)
+
+	a := joinArena(t, n1.addr, protocol.JoinCreate, "")
+	var b *arenaBot
+	deadline := time.Now().Add(5 * time.Second)
+	for b == nil {
+		var err error
+		if b, err = tryJoinArena(t, n2.addr, protocol.JoinByID, a.roomID); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	b.readStates(t, 2)
+
+	// b sends an input every half millisecond from before the drain of n1
+	// until after the room runs on n2.
+	stop := make(chan struct{})
+	sent := make(chan uint32)
+	go func() {
+		defer func() { sent <- b.seq }()
+		for i := 0; i < 6000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b.input()
+			time.Sleep(500 * time.Microsecond)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	n1.stop() // the room moves to n2
+	waitFor(t, func() bool { return n2.srv.Owns(a.roomID) })
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	total := <-sent
+
+	// The room's count of b's inputs reaches what b sent, and stops there.
+	var received uint32
+	deadline = time.Now().Add(5 * time.Second)
+	for received != total {
+		if time.Now().After(deadline) {
+			t.Fatalf("the room received %d of b's %d inputs", received, total)
+		}
+		tp, body, err := b.read(3 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tp == protocol.TypeError {
+			var e protocol.ErrorMsg
+			_ = e.Decode(body)
+			t.Fatalf("b got an error: %+v", e)
+		}
+		if tp != protocol.TypeState {
+			continue
+		}
+		var st protocol.State
+		var as protocol.ArenaState
+		if st.Decode(body) != nil || as.Decode(st.Body) != nil {
+			t.Fatal("bad state")
+		}
+		for _, p := range as.Players {
+			if string(p.ID) == b.playerID {
+				if p.Received > total {
+					t.Fatalf("the room received %d of b's %d inputs: some twice", p.Received, total)
+				}
+				received = p.Received
+			}
+		}
+	}
+	t.Logf("%d inputs, every one received once", total)
+}

@@ -131,14 +131,19 @@ func (c *clusterNode) leastLoadedOther() string {
 // moveRoom moves one room to target.
 func (c *clusterNode) moveRoom(ctx context.Context, id, target string) (err error) {
 	s := c.s
-	c.mu.Lock()
-	c.movingRooms[id] = true
-	c.mu.Unlock()
+	// From here the messages of the room's players on other nodes bounce
+	// back to their nodes, which send them again where the room goes; the
+	// ones handed to the room before are in its inbox ahead of the
+	// snapshot, so each is applied once, here or there.
+	marked := c.markMoving(id)
 	defer func() {
 		if err != nil {
 			c.mu.Lock()
 			delete(c.movingRooms, id) // it stays here
 			c.mu.Unlock()
+			for _, rm := range marked {
+				rm.moving.Store(false)
+			}
 		}
 	}()
 	// Freeze the room's local players first: what they send from now on
