@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -69,10 +70,24 @@ type proc struct {
 
 func startProc(t *testing.T, redisURL, id, addr string) *proc {
 	t.Helper()
-	logf, err := os.Create(filepath.Join(t.TempDir(), id+".log"))
+	logPath := filepath.Join(t.TempDir(), id+".log")
+	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A failed test shows what the node warned about: its logs go with
+	// the temporary directory.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		b, _ := os.ReadFile(logPath)
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, `"level":"info"`) && !strings.Contains(line, `"level":"debug"`) && line != "" {
+				t.Logf("%s: %s", id, line)
+			}
+		}
+	})
 	cmd := exec.Command(serverBinary(t), "--addr", addr, "--node", id, "--redis", redisURL,
 		"--cluster-secret", "process-test-secret", "--lease-ttl", "1s", "--log-format", "json",
 		"--handshake-rate", "0", "--shutdown-timeout", "10s", "--resume-window", "20s")
