@@ -133,6 +133,24 @@ func joinArena(t *testing.T, addr string, mode protocol.JoinMode, roomID string)
 	return b
 }
 
+// joinByIDThrough joins room id, on another node, through the node at
+// addr, trying again while the room's lease is being taken (just after
+// the room's creation).
+func joinByIDThrough(t *testing.T, addr, id string) *arenaBot {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := tryJoinArena(t, addr, protocol.JoinByID, id)
+		if err == nil {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // tryJoinArena joins, returning the ERROR as an error.
 func tryJoinArena(t *testing.T, addr string, mode protocol.JoinMode, roomID string) (*arenaBot, error) {
 	t.Helper()
@@ -164,18 +182,7 @@ func TestClusterForwardsAndMovesRooms(t *testing.T) {
 
 	// a plays on n1, where the room is; b connects to n2 and is forwarded.
 	a := joinArena(t, n1.addr, protocol.JoinCreate, "")
-	var b *arenaBot
-	deadline := time.Now().Add(5 * time.Second)
-	for b == nil {
-		// The room's lease is taken right after it is created.
-		var err error
-		if b, err = tryJoinArena(t, n2.addr, protocol.JoinByID, a.roomID); err != nil {
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	b := joinByIDThrough(t, n2.addr, a.roomID)
 	if b.roomID != a.roomID {
 		t.Fatalf("b joined %s, not %s", b.roomID, a.roomID)
 	}
@@ -185,7 +192,7 @@ func TestClusterForwardsAndMovesRooms(t *testing.T) {
 	}
 	a.readStates(t, 10)
 	b.readStates(t, 10)
-	deadline = time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(3 * time.Second)
 	for b.applied < 5 {
 		b.readStates(t, 1)
 		if time.Now().After(deadline) {
@@ -380,17 +387,7 @@ func TestForwardedSeatKeepsTheRoomsResumeWindow(t *testing.T) {
 	n2 := startNodeWith(t, redis.URL(), "n2", cfg, register)
 
 	a := joinArena(t, n1.addr, protocol.JoinCreate, "")
-	var b *arenaBot
-	deadline := time.Now().Add(5 * time.Second)
-	for b == nil {
-		var err error
-		if b, err = tryJoinArena(t, n2.addr, protocol.JoinByID, a.roomID); err != nil {
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	b := joinByIDThrough(t, n2.addr, a.roomID)
 	b.readStates(t, 2)
 
 	// b's connection drops for 2.5 s: past its node's 300 ms, within the
@@ -404,7 +401,7 @@ func TestForwardedSeatKeepsTheRoomsResumeWindow(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		b.input()
 	}
-	deadline = time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(3 * time.Second)
 	for b.applied < b.seq {
 		b.readStates(t, 1)
 		if time.Now().After(deadline) {
@@ -426,17 +423,7 @@ func TestForwardedInputsSurviveAMove(t *testing.T) {
 	n2 := startNode(t, redis.URL(), "n2", cfg)
 
 	a := joinArena(t, n1.addr, protocol.JoinCreate, "")
-	var b *arenaBot
-	deadline := time.Now().Add(5 * time.Second)
-	for b == nil {
-		var err error
-		if b, err = tryJoinArena(t, n2.addr, protocol.JoinByID, a.roomID); err != nil {
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	b := joinByIDThrough(t, n2.addr, a.roomID)
 	b.readStates(t, 2)
 
 	// b sends an input every half millisecond from before the drain of n1
@@ -464,7 +451,7 @@ func TestForwardedInputsSurviveAMove(t *testing.T) {
 
 	// The room's count of b's inputs reaches what b sent, and stops there.
 	var received uint32
-	deadline = time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for received != total {
 		if time.Now().After(deadline) {
 			t.Fatalf("the room received %d of b's %d inputs", received, total)

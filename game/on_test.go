@@ -21,6 +21,21 @@ func (r *handlerRoom) Handle(t game.MsgType, fn func(r game.Room, p game.Player,
 	r.t, r.fn = t, fn
 }
 
+// inputs routes 0x1001 with On to a handler that keeps each input.
+type inputs struct {
+	r   *handlerRoom
+	got []input
+}
+
+func recordInputs() *inputs {
+	in := &inputs{r: &handlerRoom{}}
+	game.On(in.r, 0x1001, func(_ game.Room, _ game.Player, v input) error {
+		in.got = append(in.got, v)
+		return nil
+	})
+	return in
+}
+
 type input struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Seq      uint32
@@ -40,12 +55,8 @@ func body(t testing.TB, v any) []byte {
 // On decodes each body into a value of its own: what one call decoded is
 // not seen by the next, and a value the game keeps is not changed later.
 func TestOnDecodesEachMessageAfresh(t *testing.T) {
-	r := &handlerRoom{}
-	var got []input
-	game.On(r, 0x1001, func(_ game.Room, _ game.Player, v input) error {
-		got = append(got, v)
-		return nil
-	})
+	rec := recordInputs()
+	r := rec.r
 	if r.t != 0x1001 {
 		t.Fatalf("registered type %#x", r.t)
 	}
@@ -61,12 +72,12 @@ func TestOnDecodesEachMessageAfresh(t *testing.T) {
 		}
 		clear(b) // the body is only valid during the call
 	}
-	if len(got) != len(msgs) {
-		t.Fatalf("%d calls, want %d", len(got), len(msgs))
+	if len(rec.got) != len(msgs) {
+		t.Fatalf("%d calls, want %d", len(rec.got), len(msgs))
 	}
 	for i := range msgs {
-		if got[i].Seq != msgs[i].Seq || got[i].DX != msgs[i].DX || got[i].DY != msgs[i].DY || strings.Join(got[i].Tags, ",") != strings.Join(msgs[i].Tags, ",") {
-			t.Errorf("call %d: %+v, want %+v", i, got[i], msgs[i])
+		if rec.got[i].Seq != msgs[i].Seq || rec.got[i].DX != msgs[i].DX || rec.got[i].DY != msgs[i].DY || strings.Join(rec.got[i].Tags, ",") != strings.Join(msgs[i].Tags, ",") {
+			t.Errorf("call %d: %+v, want %+v", i, rec.got[i], msgs[i])
 		}
 	}
 }
@@ -120,12 +131,8 @@ func BenchmarkOn(b *testing.B) {
 // fields are skipped, fields past the elements sent are zero; the body
 // must still be one well-formed value.
 func TestOnPositionalBodies(t *testing.T) {
-	r := &handlerRoom{}
-	var got []input
-	game.On(r, 0x1001, func(_ game.Room, _ game.Player, v input) error {
-		got = append(got, v)
-		return nil
-	})
+	rec := recordInputs()
+	r := rec.r
 	deep := append(bytes.Repeat([]byte{0x91}, 40), 0x01)
 	good := []struct {
 		name string
@@ -139,14 +146,14 @@ func TestOnPositionalBodies(t *testing.T) {
 		{"sixteen elements (array16)", body(t, []any{1, 2, 3, []string{"b"}, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}), input{Seq: 1, DX: 2, DY: 3, Tags: []string{"b"}}},
 	}
 	for _, c := range good {
-		got = got[:0]
+		rec.got = rec.got[:0]
 		if err := r.fn(r, nil, game.Message{Type: 0x1001, Body: c.body}); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
 		}
-		if len(got) != 1 || got[0].Seq != c.want.Seq || got[0].DX != c.want.DX || got[0].DY != c.want.DY ||
-			strings.Join(got[0].Tags, ",") != strings.Join(c.want.Tags, ",") {
-			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		if len(rec.got) != 1 || rec.got[0].Seq != c.want.Seq || rec.got[0].DX != c.want.DX || rec.got[0].DY != c.want.DY ||
+			strings.Join(rec.got[0].Tags, ",") != strings.Join(c.want.Tags, ",") {
+			t.Errorf("%s: %+v, want %+v", c.name, rec.got, c.want)
 		}
 	}
 	bad := map[string][]byte{
@@ -159,11 +166,11 @@ func TestOnPositionalBodies(t *testing.T) {
 		"a reserved byte in an extra": {0x95, 0x01, 0x02, 0x03, 0x90, 0xc1},
 	}
 	for name, b := range bad {
-		got = got[:0]
+		rec.got = rec.got[:0]
 		err := r.fn(r, nil, game.Message{Type: 0x1001, Body: b})
 		var ge *game.Error
-		if !errors.As(err, &ge) || ge.Code != game.ErrBadRequest.Code || len(got) != 0 {
-			t.Errorf("%s (%x): %v, %d calls; want a 400 and no call", name, b, err, len(got))
+		if !errors.As(err, &ge) || ge.Code != game.ErrBadRequest.Code || len(rec.got) != 0 {
+			t.Errorf("%s (%x): %v, %d calls; want a 400 and no call", name, b, err, len(rec.got))
 		}
 	}
 }

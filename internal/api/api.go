@@ -723,35 +723,32 @@ func (a *API) send(w http.ResponseWriter, r *http.Request, p params) {
 
 // overview answers what the monitor shows, as one JSON document.
 func (a *API) overview(w http.ResponseWriter, r *http.Request, _ params) {
-	var o Overview
-	if !a.call(w, r, func(ctx context.Context) (err error) {
-		o, err = a.cfg.Backend.Overview(ctx)
-		return err
-	}) {
-		return
+	if o, ok := a.callOverview(w, r); ok {
+		if o.Kinds == nil {
+			o.Kinds = []Kind{}
+		}
+		if o.Rooms == nil {
+			o.Rooms = []Room{}
+		}
+		writeJSON(w, http.StatusOK, o)
 	}
-	if o.Nodes == nil {
-		o.Nodes = []Node{}
-	}
-	if o.Kinds == nil {
-		o.Kinds = []Kind{}
-	}
-	if o.Rooms == nil {
-		o.Rooms = []Room{}
-	}
-	writeJSON(w, http.StatusOK, o)
 }
 
 func (a *API) nodes(w http.ResponseWriter, r *http.Request, _ params) {
+	if o, ok := a.callOverview(w, r); ok {
+		writeJSON(w, http.StatusOK, map[string]any{"nodes": o.Nodes})
+	}
+}
+
+// callOverview asks the backend for the overview, or answers the error.
+func (a *API) callOverview(w http.ResponseWriter, r *http.Request) (Overview, bool) {
 	var o Overview
-	if !a.call(w, r, func(ctx context.Context) (err error) {
+	ok := a.call(w, r, func(ctx context.Context) (err error) {
 		o, err = a.cfg.Backend.Overview(ctx)
 		return err
-	}) {
-		return
-	}
+	})
 	if o.Nodes == nil {
 		o.Nodes = []Node{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"nodes": o.Nodes})
+	return o, ok
 }
