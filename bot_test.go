@@ -3,6 +3,7 @@ package gameserver_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -151,6 +152,9 @@ func (b *bot) connect() (net.Conn, error) {
 				return conn, nil
 			}
 			if t == protocol.TypeError {
+				var e protocol.ErrorMsg
+				_ = e.Decode(body)
+				b.fail("resume", fmt.Errorf("refused %d: %s", e.Code, e.Message))
 				break // resume failed: start over
 			}
 		}

@@ -278,7 +278,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	for _, b := range bots {
 		b.mu.Lock()
 		if b.seatLost != 0 || b.rejoins != 0 {
-			t.Errorf("%s lost its seat %d times (rejoined %d)", b.name, b.seatLost, b.rejoins)
+			t.Errorf("%s lost its seat %d times (rejoined %d; %v)", b.name, b.seatLost, b.rejoins, b.errs)
 		}
 		if b.tickGaps != 0 {
 			t.Errorf("%s saw %d gaps in state ticks", b.name, b.tickGaps)
