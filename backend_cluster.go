@@ -52,6 +52,8 @@ func newClusterBackend(local localBackend) *clusterBackend {
 	return &clusterBackend{local: local, http: &http.Client{}, peers: map[string]*api.Client{}}
 }
 
+// node is the server's cluster node: set in New right after the backend,
+// so before the API serves a request.
 func (cb *clusterBackend) node() *clusterNode { return cb.local.s.cluster }
 
 // peer returns the API client of another node.
@@ -101,7 +103,7 @@ func (cb *clusterBackend) nodes(ctx context.Context) ([]string, error) {
 // room is this node's, or nobody's (the local backend answers 404).
 func (cb *clusterBackend) owner(ctx context.Context, id string) (*api.Client, error) {
 	c := cb.node()
-	if c == nil || c.s.rooms.Has(id) {
+	if c.s.rooms.Has(id) {
 		return nil, nil
 	}
 	node, err := c.dir.Owner(ctx, id)
@@ -149,7 +151,7 @@ func each[T any](ctx context.Context, cb *clusterBackend, ids []string, fn func(
 // Rooms lists the rooms of every live node (or of the one asked for).
 func (cb *clusterBackend) Rooms(ctx context.Context, f api.Filter) ([]api.Room, error) {
 	c := cb.node()
-	if c == nil || f.Node == c.self {
+	if f.Node == c.self {
 		return cb.local.Rooms(ctx, f)
 	}
 	ids, err := cb.nodes(ctx)
@@ -201,15 +203,20 @@ func (cb *clusterBackend) Room(ctx context.Context, id string) (api.RoomDetail, 
 }
 
 // Create makes the room here, or, while this node drains, on the least
-// loaded node that does not.
+// loaded node that does not, as the directory knows them now (a node that
+// joined since the last heartbeat counts too).
 func (cb *clusterBackend) Create(ctx context.Context, req api.CreateRequest) (api.Created, error) {
 	c := cb.node()
-	if c == nil || c.s.ready.Load() {
+	if c.s.ready.Load() {
 		return cb.local.Create(ctx, req)
 	}
-	node := c.leastLoaded()
-	if node == "" || node == c.self {
-		return cb.local.Create(ctx, req)
+	infos, err := c.dir.Nodes(ctx)
+	if err != nil {
+		return api.Created{}, api.Errorf(http.StatusServiceUnavailable, "the node is draining and the cluster directory is unavailable: retry later")
+	}
+	node := leastLoadedOf(infos, c.self)
+	if node == "" {
+		return cb.local.Create(ctx, req) // nowhere else: refused (503)
 	}
 	p, err := cb.peer(ctx, node)
 	if err != nil {
@@ -248,7 +255,7 @@ func (cb *clusterBackend) onOwner(ctx context.Context, id string, fn func(contex
 func (cb *clusterBackend) Overview(ctx context.Context) (api.Overview, error) {
 	here, err := cb.local.Overview(ctx)
 	c := cb.node()
-	if err != nil || c == nil {
+	if err != nil {
 		return here, err
 	}
 	cb.mu.Lock()

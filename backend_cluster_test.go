@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gameserver/gameserver"
+	"github.com/gameserver/gameserver/examples/chat"
 	"github.com/gameserver/gameserver/internal/cluster"
 	"github.com/gameserver/gameserver/internal/cluster/redistest"
 	"github.com/gameserver/gameserver/internal/protocol"
@@ -270,5 +271,41 @@ func TestWebhooksOfAMovedRoom(t *testing.T) {
 	slices.Sort(kinds)
 	if len(kinds) != 2 || kinds[0] != "room.created@n1" || kinds[1] != "room.moved@n2" {
 		t.Fatalf("the room's events: %v, want room.created from n1 and room.moved from n2", kinds)
+	}
+}
+
+// A node that drains creates no rooms: a create it receives is made on the
+// least loaded node that does not drain.
+func TestClusterAPICreateWhileDraining(t *testing.T) {
+	redis := redistest.StartServer(t)
+	n1 := startNode(t, redis.URL(), "n1", gameserver.Config{APIKeys: []string{apiKey}})
+	startNode(t, redis.URL(), "n2", gameserver.Config{APIKeys: []string{apiKey}})
+	// A chat room cannot move: with a player in it, n1 drains until its
+	// deadline is near.
+	if err := n1.srv.Register("chat", chat.New, chat.Config); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // both registered, and seen
+	p := player(t, n1.addr)
+	p.join(protocol.JoinCreate, "chat", "", nil)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = n1.srv.Shutdown(ctx)
+	}()
+	a1 := &backendNode{addr: n1.addr}
+	waitFor(t, func() bool {
+		resp, err := http.Get("http://" + n1.addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	var created struct {
+		Room apiRoom `json:"room"`
+	}
+	if code := a1.call(t, "POST", "/api/v1/rooms", `{"kind":"arena"}`, &created); code != http.StatusCreated || created.Room.Node != "n2" {
+		t.Fatalf("create on draining n1: %d %+v, want 201 on n2", code, created)
 	}
 }

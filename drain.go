@@ -112,13 +112,19 @@ func (c *clusterNode) drain(ctx context.Context) {
 }
 
 // leastLoadedOther picks the least loaded live node that is not this one
-// and not draining.
+// and not draining, as of the last heartbeat.
 func (c *clusterNode) leastLoadedOther() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return leastLoadedOf(c.nodes, c.self)
+}
+
+// leastLoadedOf picks, among nodes, the one with the fewest players that
+// is not self and not draining ("" when there is none).
+func leastLoadedOf(nodes []cluster.NodeInfo, self string) string {
 	best, load := "", 0
-	for _, n := range c.nodes {
-		if n.ID == c.self || n.Draining {
+	for _, n := range nodes {
+		if n.ID == self || n.Draining {
 			continue
 		}
 		if best == "" || n.Players < load {
